@@ -1,0 +1,3 @@
+"""sglangc: compile a TOML description of SGLang servers into bash and supervisord artifacts."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from sglangc.cli import main
+
+main()

@@ -1,0 +1,263 @@
+"""SGLang flag catalogs (packaged JSON per version, dumped from SGLang's own parser) and the checks on them."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import json
+import re
+import typing as t
+from importlib import resources
+
+from sglangc.errors import Finding, key_path, show
+from sglangc.model import Instance
+
+# Flags that a typed field writes; `server_args` may not set them (keyed by the parser's dest).
+OWNED = {
+    "model_path": "model_path",
+    "served_model_name": "served_model_name",
+    "host": "host",
+    "port": "port",
+    "tp_size": "tp_size",
+    "dp_size": "dp_size",
+    "reasoning_parser": "reasoning_parser",
+    "tool_call_parser": "tool_call_parser",
+    "trust_remote_code": "trust_remote_code",
+    "mem_fraction_static": "mem_fraction_static",
+    "api_key": "api_key_env",
+    "config": "api_key_env",
+    "base_gpu_id": "gpu_ids",
+    "gpu_id_step": "gpu_ids",
+}
+_HUMAN_INT = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]i?)?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    flags: tuple[str, ...]
+    dest: str
+    kind: str  # flag | bool_optional | list | optional_value | value
+    type: str | None
+    choices: tuple[t.Any, ...] | None
+    nargs: t.Any
+    deprecated: bool
+    help: str
+
+    @property
+    def name(self) -> str:
+        return self.flags[0][2:]
+
+
+@dataclasses.dataclass(frozen=True)
+class Catalog:
+    version: str
+    options: dict[str, Option]  # every option string, aliases included, without the leading "--"
+    reasoning_parsers: tuple[str, ...]
+    tool_call_parsers: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class FlagCheck:
+    """What one instance's flags turned into: argv words for `server_args`, findings, and the parallelism they imply."""
+
+    argv: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    pp_size: int = 1
+    dp_attention: bool = False
+
+
+def shipped_versions() -> list[str]:
+    names = (p.name for p in resources.files("sglangc.catalogs").iterdir())
+    found = [n[len("sglang-") : -len(".json")] for n in names if n.startswith("sglang-") and n.endswith(".json")]
+    return sorted(found, key=_version_key)
+
+
+@functools.lru_cache(maxsize=None)
+def load_catalog(version: str) -> Catalog | None:
+    """The catalog of one SGLang version, or None when none is shipped for it."""
+    if version not in shipped_versions():
+        return None
+    raw = json.loads(resources.files("sglangc.catalogs").joinpath(f"sglang-{version}.json").read_text("utf-8"))
+    options: dict[str, Option] = {}
+    for entry in raw["options"]:
+        option = Option(
+            flags=tuple(f for f in entry["flags"] if f.startswith("--")),
+            dest=entry["dest"],
+            kind=entry["kind"],
+            type=entry["type"],
+            choices=tuple(entry["choices"]) if entry["choices"] is not None else None,
+            nargs=entry["nargs"],
+            deprecated=entry["deprecated"],
+            help=entry["help"],
+        )
+        for flag in option.flags:
+            options[flag[2:]] = option
+    return Catalog(
+        version=raw["sglang_version"],
+        options=options,
+        reasoning_parsers=tuple(raw["reasoning_parsers"]),
+        tool_call_parsers=tuple(raw["tool_call_parsers"]),
+    )
+
+
+def check_parsers(inst: Instance, catalog: Catalog, config: str) -> list[Finding]:
+    findings = []
+    for field, choices, other, other_kind in (
+        ("reasoning_parser", catalog.reasoning_parsers, catalog.tool_call_parsers, "tool-call"),
+        ("tool_call_parser", catalog.tool_call_parsers, catalog.reasoning_parsers, "reasoning"),
+    ):
+        value = getattr(inst, field)
+        if value is None or value in choices:
+            continue
+        kind = field.replace("_parser", "").replace("_", "-")
+        msg = f"{show(value)} is not a {kind} parser of SGLang {catalog.version}"
+        if value in other:
+            msg += f" (it is a {other_kind} parser)"
+        close = difflib.get_close_matches(value, choices, n=1)
+        msg += f"; did you mean {show(close[0])}?" if close else ""
+        findings.append(Finding(config, key_path("instances", inst.name, field), f"{msg} Choices: {', '.join(choices)}"))
+    return findings
+
+
+def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagCheck:
+    """Check every `server_args` entry against the catalog and build its argv words."""
+    argv: list[str] = []
+    findings: list[Finding] = []
+    pp_size, dp_attention = 1, False
+    for key, value in inst.server_args:
+        where = key_path("instances", inst.name, "server_args", key)
+
+        def add(message: str, severity: t.Literal["error", "warning"] = "error") -> None:
+            findings.append(Finding(config, where, message, severity))  # noqa: B023 - used at once
+
+        option = catalog.options.get(key)
+        if option is None:
+            add(_not_found(key, catalog))
+            continue
+        if option.dest in OWNED:
+            add(f"--{key} is set by the field `{OWNED[option.dest]}`; use that instead")
+            continue
+        words, problem = _words(option, key, value)
+        if problem:
+            add(problem)
+            continue
+        if option.deprecated:
+            add(f"--{key} is deprecated in SGLang {catalog.version}: {option.help or 'see its docs'}", "warning")
+        argv.extend(words)
+        if option.dest == "pp_size":
+            pp_size = int(value)
+        elif option.dest == "enable_dp_attention":
+            dp_attention = dp_attention or value is True
+        elif option.dest == "attn_dp_size":
+            dp_attention = dp_attention or _as_int(value) > 1
+    return FlagCheck(tuple(argv), tuple(findings), pp_size, dp_attention)
+
+
+def _not_found(key: str, catalog: Catalog) -> str:
+    if key.startswith("-"):
+        return f"write flags without the leading dashes: {show(key.lstrip('-'))}"
+    if "_" in key and key.replace("_", "-") in catalog.options:
+        return f"SGLang flags use dashes: write {show(key.replace('_', '-'))}"
+    prefixed = sorted({o.name for name, o in catalog.options.items() if name.startswith(key)})
+    if len(prefixed) == 1:
+        return f"abbreviated flag: write the full name {show(prefixed[0])}"
+    if prefixed:
+        return f"abbreviated flag; write one of the full names: {', '.join(prefixed[:8])}"
+    close = difflib.get_close_matches(key, list(catalog.options), n=1, cutoff=0.7)
+    hint = f"; did you mean {show(close[0])}?" if close else ""
+    return f"unknown flag for SGLang {catalog.version}{hint}"
+
+
+def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:
+    """The argv words for one flag value, or an explanation of why the value does not fit."""
+    flag = f"--{key}"
+    if option.kind == "flag":
+        if not isinstance(value, bool):
+            return [], f"is an on/off flag: write true or false, not {_kind(value)}"
+        return ([flag] if value else []), ""
+    if option.kind == "bool_optional":
+        if not isinstance(value, bool):
+            return [], f"is an on/off flag: write true or false, not {_kind(value)}"
+        return [flag if value else f"--no-{option.name}"], ""
+    if option.kind == "optional_value" and value is True:
+        return [flag], ""
+    if option.type in ("json", "json_list") and isinstance(value, (dict, list)):
+        return [flag, json.dumps(value, ensure_ascii=False)], ""
+    if option.kind == "list":
+        items = value if isinstance(value, list) else [value]
+        if not items and option.nargs == "+":
+            return [], "needs at least one value"
+        words = []
+        for item in items:
+            word, problem = _word(option, item)
+            if problem:
+                return [], problem
+            words.append(word)
+        return [flag, *words], ""
+    if isinstance(value, (list, dict)):
+        return [], f"takes one value, not {_kind(value)}"
+    word, problem = _word(option, value)
+    return ([flag, word], "") if not problem else ([], problem)
+
+
+def _word(option: Option, value: t.Any) -> tuple[str, str]:
+    kind = option.type
+    if isinstance(value, (list, dict)):
+        return "", f"expected a single value, not {_kind(value)}"
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "", f"expected an integer, not {_kind(value)}"
+        word = str(value)
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "", f"expected a number, not {_kind(value)}"
+        word = str(value)
+    elif kind == "human_int":
+        if isinstance(value, bool) or not isinstance(value, (int, str)) or (
+            isinstance(value, str) and not _HUMAN_INT.match(value)
+        ):
+            return "", f"expected an integer such as 131072 or \"128k\", not {_kind(value)}"
+        word = str(value)
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            return "", f"expected true or false, not {_kind(value)}"
+        word = "true" if value else "false"
+    elif kind in ("json", "json_list"):
+        if not isinstance(value, str):
+            return "", f"expected JSON (a table, a list or a JSON string), not {_kind(value)}"
+        try:
+            parsed = json.loads(value)
+        except ValueError as e:
+            return "", f"is not valid JSON: {e.msg} at character {e.pos}"
+        if kind == "json_list" and not isinstance(parsed, list):
+            return "", "expected a JSON list"
+        word = value
+    else:
+        if isinstance(value, bool):
+            return "", f"expected a value, not {_kind(value)}; on/off flags are written `flag = true`"
+        word = str(value)
+    if option.choices is not None and word not in {str(c) for c in option.choices}:
+        return "", f"invalid choice {show(word)}; choose from: {', '.join(map(str, option.choices))}"
+    return word, ""
+
+
+def _kind(value: t.Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({show(value)})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({show(value)})"
+    return "a list" if isinstance(value, list) else "a table"
+
+
+def _as_int(value: t.Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _version_key(version: str) -> tuple[t.Any, ...]:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+]", version))

@@ -1,0 +1,91 @@
+"""Command line: parse options, call one function, print findings, map outcomes to exit codes.
+
+Heavy modules (jsonschema, networkx, jinja2) are imported inside the commands that need them, so
+`sglangc --help` and `sglangc schema` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+
+import click
+
+from sglangc import __version__
+
+OUTCOME_OK, OUTCOME_FINDINGS, OUTCOME_USAGE = 0, 1, 2
+INTERNAL_ERROR = 70
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="sglangc")
+def cli() -> None:
+    """Compile a TOML description of SGLang servers into bash and supervisord artifacts."""
+
+
+@cli.command()
+@click.argument("configs", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
+@click.option("--strict", is_flag=True, help="Treat warnings as findings (exit 1).")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
+def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
+    """Check CONFIG files: TOML syntax, schema, GPUs, ports, dependencies and SGLang flags.
+
+    Findings go to stderr, one per line; exit 0 when every config is valid, 1 otherwise.
+    """
+    from sglangc.pipeline import check as run_check
+    from sglangc.report import summary
+
+    failed = False
+    for config in configs:
+        result = run_check(config)
+        _print_findings(result.findings)
+        failed |= bool(result.errors) or (strict and bool(result.findings))
+        if result.plan is not None and not quiet:
+            click.echo(summary(result.plan))
+    sys.exit(OUTCOME_FINDINGS if failed else OUTCOME_OK)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=True, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a table for people; json: the documented, stable format (docs/plan-json.md).")
+def plan(config: str, fmt: str) -> None:
+    """Show the resolved plan of CONFIG: GPUs, host:port, start wave and the exact SGLang argv of each instance."""
+    from sglangc.pipeline import check as run_check
+    from sglangc.report import plan_json, plan_text
+
+    result = run_check(config)
+    _print_findings(result.findings)
+    if result.plan is None:
+        sys.exit(OUTCOME_FINDINGS)
+    click.echo(plan_json(result.plan) if fmt == "json" else plan_text(result.plan), nl=fmt == "text")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
+              help="json: the JSON Schema; markdown: the config reference (docs/config-reference.md).")
+def schema(fmt: str) -> None:
+    """Print the JSON Schema of the TOML format (for editors and other tools)."""
+    from sglangc.validate import schema_text
+
+    if fmt == "markdown":
+        from sglangc.schemadoc import markdown
+
+        click.echo(markdown(schema_text()), nl=False)
+    else:
+        click.echo(schema_text(), nl=False)
+
+
+def _print_findings(findings: t.Iterable[object]) -> None:
+    for finding in findings:
+        click.echo(str(finding), err=True)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="sglangc")
+    except SystemExit:
+        raise
+    except Exception as e:  # a traceback is a bug in sglangc; say so in one line
+        click.echo(f"sglangc: internal error (please report it): {type(e).__name__}: {e}", err=True)
+        sys.exit(INTERNAL_ERROR)

@@ -1,0 +1,101 @@
+"""One exception tree and the finding value every check produces."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+
+Severity = t.Literal["error", "warning"]
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class Finding:
+    """One problem in a config: where it is and what to do about it.
+
+    `key` is the dotted key path (`instances.a.tp_size`), empty for the file as a whole.
+    `line`/`col` are set only for TOML syntax errors.
+    """
+
+    config: str
+    key: str
+    message: str
+    severity: Severity = "error"
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.config}:{self.line}:{self.col}: {self.message}"
+        where = f"{self.key}: " if self.key else ""
+        tag = "warning: " if self.severity == "warning" else ""
+        return f"{self.config}: {tag}{where}{self.message}"
+
+
+def sort_findings(findings: t.Iterable[Finding]) -> list[Finding]:
+    """Findings in a stable order: by file, then key path, then message."""
+    return sorted(set(findings), key=lambda f: (f.config, f.line, f.col, f.key, f.severity, f.message))
+
+
+class SglangcError(Exception):
+    """Root of every error sglangc reports to a user; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(SglangcError):
+    """A config has findings that are errors (and maybe warnings)."""
+
+    def __init__(self, findings: t.Sequence[Finding]) -> None:
+        self.findings = sort_findings(findings)
+        super().__init__("\n".join(map(str, self.findings)))
+
+
+class UsageError(SglangcError):
+    """The command line itself is wrong."""
+
+    exit_code = 2
+
+
+class InternalError(SglangcError):
+    """Generated output failed its own lint: a bug in sglangc, never the user's fault."""
+
+    exit_code = 3
+
+
+_BARE_KEY = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def key_path(*parts: str | int) -> str:
+    """A dotted TOML key path for a finding: `instances.a.gpu_ids[2]`, `instances."my model"`."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        key = part if part and set(part) <= _BARE_KEY else show(part, limit=60)
+        out += f".{key}" if out else key
+    return out
+
+
+def show(value: object, *, limit: int = 40) -> str:
+    """A user value quoted for a one-line message: control and line-breaking characters escaped, long text cut."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if not isinstance(value, str):
+        return str(value)
+    text = value if len(value) <= limit else value[: limit - 1] + "…"
+    out = []
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif is_forbidden_char(c):
+            out.append(f"\\u{ord(c):04X}")
+        else:
+            out.append(c)
+    return '"' + "".join(out) + '"'
+
+
+def is_forbidden_char(c: str) -> bool:
+    """Characters no config string may hold: Unicode category Cc, U+2028 and U+2029."""
+    o = ord(c)
+    return o < 0x20 or 0x7F <= o <= 0x9F or o in (0x2028, 0x2029)

@@ -1,0 +1,117 @@
+"""Read a config file and decode its TOML. Every failure becomes a finding, never a traceback."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing as t
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+from sglangc.errors import ConfigError, Finding
+
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceDoc:
+    """A decoded config: the name it is reported under, its raw bytes and its TOML data."""
+
+    name: str
+    raw: bytes
+    data: dict[str, t.Any]
+
+
+def load(path: str | Path) -> SourceDoc:
+    name = str(path)
+    raw = _read(Path(path), name)
+    return SourceDoc(name=name, raw=raw, data=parse(raw, name))
+
+
+def parse(raw: bytes, name: str) -> dict[str, t.Any]:
+    def fail(message: str, line: int = 0, col: int = 0) -> t.NoReturn:
+        raise ConfigError([Finding(name, "", message, line=line, col=col)])
+
+    if len(raw) > MAX_BYTES:
+        fail(f"file is {len(raw):,} bytes; a config may be at most {MAX_BYTES:,} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        fail(f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save the file as UTF-8")
+    if not text.strip():
+        fail("file is empty; a config needs at least `version = 1` and one [instances.<name>] table")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line, col = _position(e, text)
+        fail(_toml_message(e), line=line or 1, col=col or 1)
+    except RecursionError:
+        fail(f"nested too deeply; a config may nest at most {MAX_DEPTH} levels")
+    if _depth(data) > MAX_DEPTH:
+        fail(f"nested too deeply; a config may nest at most {MAX_DEPTH} levels")
+    return data
+
+
+def _read(path: Path, name: str) -> bytes:
+    def fail(message: str) -> t.NoReturn:
+        raise ConfigError([Finding(name, "", message)])
+
+    try:
+        if path.is_dir():
+            fail("is a directory, not a config file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        fail("no such file")
+    except PermissionError:
+        fail("permission denied")
+    except OSError as e:
+        fail(f"cannot read: {e.strerror or e}")
+    if len(raw) > MAX_BYTES:
+        fail(f"file is larger than {MAX_BYTES:,} bytes; a config may be at most {MAX_BYTES:,} bytes")
+    return raw
+
+
+def _position(e: Exception, text: str) -> tuple[int, int]:
+    line, col = getattr(e, "lineno", 0), getattr(e, "colno", 0)
+    if line:
+        return line, col
+    # tomllib before 3.14 keeps the position only in the message: "... (at line 3, column 7)"
+    msg = str(e)
+    if "(at line " in msg:
+        tail = msg.rsplit("(at line ", 1)[1].rstrip(")")
+        left, _, right = tail.partition(", column ")
+        if left.isdigit() and right.isdigit():
+            return int(left), int(right)
+    if "(at end of document)" in msg:
+        return text.count("\n") + 1, len(text.rsplit("\n", 1)[-1]) + 1
+    return 1, 1
+
+
+def _toml_message(e: Exception) -> str:
+    msg = getattr(e, "msg", None) or str(e)
+    for tail in (" (at end of document)",):
+        msg = msg.replace(tail, "")
+    if " (at line " in msg:
+        msg = msg.rsplit(" (at line ", 1)[0]
+    return f"TOML syntax error: {msg[:1].lower()}{msg[1:]}"
+
+
+def _depth(data: t.Any) -> int:
+    """How deeply tables and arrays nest (iterative: a hostile file cannot exhaust the stack)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return deepest

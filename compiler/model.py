@@ -1,0 +1,96 @@
+"""Typed, frozen values of a schema-clean config, defaults applied. No raw dict travels past here."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import typing as t
+
+from sglangc.load import SourceDoc
+
+DEFAULT_SGLANG_VERSION = "0.5.10.post1"
+Scalar = t.Union[str, int, float, bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class Master:
+    enable: bool = True
+    pixi_project_dir: str = "/hard/volume/workspace/sglang-pixi-offline"
+    pixi_environment: str = "default"
+    log_dir: str = "/tmp"
+    runtime_dir: str = "/run/sglangc"
+    gpu_count: int | None = None
+    base_port: int = 30000
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    path: str = "/hard/volume/workspace/sglang-offline-bundle.tar"
+    sha256: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    name: str
+    model_path: str
+    enable: bool = True
+    served_model_name: str | None = None
+    host: str = "127.0.0.1"
+    port: int | None = None
+    gpu_ids: tuple[int, ...] | t.Literal["auto"] | None = None  # None: not given
+    tp_size: int = 1
+    dp_size: int = 1
+    reasoning_parser: str | None = None
+    tool_call_parser: str | None = None
+    trust_remote_code: bool = False
+    mem_fraction_static: float | None = None
+    api_key_env: str | None = None
+    depends_on: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # sorted by name, values as strings
+    server_args: tuple[tuple[str, t.Any], ...] = ()  # sorted by flag, values as TOML gave them
+
+
+@dataclasses.dataclass(frozen=True)
+class Deployment:
+    source: str  # the config as named on the command line
+    config_sha256: str
+    sglang_version: str
+    master: Master
+    bundle: Bundle
+    instances: tuple[Instance, ...]  # sorted by name
+
+    def instance(self, name: str) -> Instance:
+        return next(i for i in self.instances if i.name == name)
+
+
+def build(doc: SourceDoc) -> Deployment:
+    """The Deployment of a config that passed `validate` (so every key and type is known to be right)."""
+    data = doc.data
+    return Deployment(
+        source=doc.name,
+        config_sha256=hashlib.sha256(doc.raw).hexdigest(),
+        sglang_version=data.get("sglang_version", DEFAULT_SGLANG_VERSION),
+        master=Master(**data.get("master", {})),
+        bundle=Bundle(**data.get("bundle", {})),
+        instances=tuple(_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
+    )
+
+
+def _instance(name: str, raw: dict[str, t.Any]) -> Instance:
+    fields = dict(raw)
+    gpu_ids = fields.pop("gpu_ids", None)
+    return Instance(
+        name=name,
+        gpu_ids=tuple(gpu_ids) if isinstance(gpu_ids, list) else gpu_ids,
+        depends_on=tuple(fields.pop("depends_on", ())),
+        env=tuple(sorted((k, env_string(v)) for k, v in fields.pop("env", {}).items())),
+        server_args=tuple(sorted(fields.pop("server_args", {}).items())),
+        **fields,
+    )
+
+
+def env_string(value: Scalar) -> str:
+    """How an `env` value is written: booleans as true/false, numbers as TOML wrote them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,109 @@
+"""Plans as text for people and as JSON for tools (format in docs/plan-json.md)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import typing as t
+
+from sglangc.resolve import LaunchUnit, Plan, secret_env_name
+
+PLAN_FORMAT = 1
+REDACTED = "<redacted>"
+
+
+def gpu_list(ids: t.Sequence[int]) -> str:
+    """GPU ids for people: `0-3`, `0,2,5`, `-` when none."""
+    if not ids:
+        return "-"
+    runs: list[list[int]] = []
+    for g in ids:
+        if runs and g == runs[-1][-1] + 1:
+            runs[-1].append(g)
+        else:
+            runs.append([g])
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ",".join(map(str, r)) for r in runs)
+
+
+def _address(u: LaunchUnit) -> str:
+    return f"{u.host}:{u.port}" if u.port is not None else f"{u.host}:-"
+
+
+def summary(plan: Plan) -> str:
+    dep = plan.deployment
+    enabled = plan.enabled
+    gpus = sorted({g for u in enabled for g in u.gpu_ids})
+    head = (
+        f"{dep.source}: ok: {len(plan.units)} instance(s), {len(enabled)} enabled, GPUs {gpu_list(gpus)}, "
+        f"SGLang {dep.sglang_version}" + ("" if dep.master.enable else ", master.enable = false (nothing starts at boot)")
+    )
+    rows = [
+        f"  {u.name}: gpus {gpu_list(u.gpu_ids)}, {_address(u)}, wave {u.wave}" if u.enabled else f"  {u.name}: disabled"
+        for u in plan.units
+    ]
+    return "\n".join([head, *rows])
+
+
+def _env(u: LaunchUnit) -> list[tuple[str, str]]:
+    return [(k, REDACTED if secret_env_name(k) else v) for k, v in u.env]
+
+
+def plan_text(plan: Plan) -> str:
+    dep = plan.deployment
+    header = ["NAME", "ENABLED", "WAVE", "GPUS", "HOST:PORT", "DEPENDS ON"]
+    rows = [
+        [u.name, "yes" if u.enabled else "no", str(u.wave or "-"), gpu_list(u.gpu_ids), _address(u),
+         ",".join(u.depends_on) or "-"]
+        for u in plan.units
+    ]
+    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
+    table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines = [
+        f"config: {dep.source}",
+        f"sglang: {dep.sglang_version}   master.enable: {str(dep.master.enable).lower()}   "
+        f"gpu_count: {dep.master.gpu_count if dep.master.gpu_count is not None else '-'}",
+        "",
+        *table,
+    ]
+    for u in plan.units:
+        lines += ["", f"{u.name}:"]
+        if u.wait_for:
+            lines.append(f"  waits for: {', '.join(u.wait_for)}")
+        for k, v in _env(u):
+            lines.append(f"  env {k}={shlex.quote(v)}")
+        if u.gpu_ids:
+            lines.append(f"  env CUDA_VISIBLE_DEVICES={','.join(map(str, u.gpu_ids))}")
+        if u.api_key_env:
+            lines.append(f"  api key: read from ${u.api_key_env} at launch")
+        lines.append(f"  python -m sglang.launch_server {shlex.join(u.argv)}")
+    return "\n".join(lines)
+
+
+def plan_json(plan: Plan) -> str:
+    dep = plan.deployment
+    doc = {
+        "format": PLAN_FORMAT,
+        "config": dep.source,
+        "config_sha256": dep.config_sha256,
+        "sglang_version": dep.sglang_version,
+        "master": {"enable": dep.master.enable, "gpu_count": dep.master.gpu_count},
+        "instances": [
+            {
+                "name": u.name,
+                "enabled": u.enabled,
+                "gpu_ids": list(u.gpu_ids),
+                "host": u.host,
+                "port": u.port,
+                "wave": u.wave,
+                "depends_on": list(u.depends_on),
+                "wait_for": list(u.wait_for),
+                "model_path": u.model_path,
+                "served_model_name": u.served_model_name,
+                "api_key_env": u.api_key_env,
+                "env": dict(_env(u)),
+                "argv": list(u.argv),
+            }
+            for u in plan.units
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,297 @@
+"""Cross-checks and allocation on graphs: GPUs, ports, depends_on; start waves; the final argv of every instance."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import re
+import typing as t
+
+import networkx as nx
+
+from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args
+from sglangc.errors import Finding, key_path, show
+from sglangc.model import Deployment, Instance
+
+SHARED_GPU_MEMORY = 0.9
+ANY_HOSTS = frozenset({"0.0.0.0", "::", ""})
+_SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
+_OWNED_ENV = {"CUDA_VISIBLE_DEVICES": "gpu_ids"}
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchUnit:
+    """One instance with every value final: what a launch script and the plan show."""
+
+    name: str
+    enabled: bool
+    model_path: str
+    served_model_name: str
+    host: str
+    port: int | None
+    gpu_ids: tuple[int, ...]
+    wave: int | None  # 1 starts first; None when disabled or the dependencies have a cycle
+    depends_on: tuple[str, ...]
+    wait_for: tuple[str, ...]  # depends_on plus instances sharing a GPU that start earlier
+    argv: tuple[str, ...]  # after `python -m sglang.launch_server`
+    env: tuple[tuple[str, str], ...]
+    api_key_env: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    deployment: Deployment
+    units: tuple[LaunchUnit, ...]  # every instance, by name
+
+    @property
+    def enabled(self) -> tuple[LaunchUnit, ...]:
+        return tuple(u for u in self.units if u.enabled)
+
+
+def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
+    cfg = dep.source
+    findings: list[Finding] = []
+    flags = {i.name: check_server_args(i, catalog, cfg) for i in dep.instances}
+    for inst in dep.instances:
+        findings += flags[inst.name].findings
+        findings += check_parsers(inst, catalog, cfg)
+        findings += _check_env(inst, cfg)
+        if inst.enable and inst.host in ANY_HOSTS and not inst.api_key_env:
+            findings.append(Finding(cfg, key_path("instances", inst.name, "host"), (
+                f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "
+                "anyone who reaches the port can use the server"), "warning"))
+
+    gpus = _allocate_gpus(dep, flags, findings)
+    ports = _allocate_ports(dep, findings)
+    graph = _resource_graph(dep, gpus, ports)
+    shares = _check_gpu_sharing(dep, graph, findings)
+    _check_port_sharing(dep, graph, findings)
+    deps = _dependency_graph(dep, findings)
+    waves, wait_for = _waves(dep, deps, shares)
+
+    units = tuple(
+        LaunchUnit(
+            name=i.name,
+            enabled=i.enable,
+            model_path=i.model_path,
+            served_model_name=i.served_model_name or i.model_path,
+            host=i.host,
+            port=ports.get(i.name),
+            gpu_ids=gpus.get(i.name, ()),
+            wave=waves.get(i.name),
+            depends_on=i.depends_on,
+            wait_for=wait_for.get(i.name, ()),
+            argv=_argv(dep, i, ports.get(i.name), flags[i.name]),
+            env=i.env,
+            api_key_env=i.api_key_env,
+        )
+        for i in dep.instances
+    )
+    return Plan(deployment=dep, units=units), findings
+
+
+def secret_file(dep: Deployment, name: str) -> str:
+    """Where the launch script writes the instance's API key for SGLang's `--config` (a private runtime dir)."""
+    return f"{dep.master.runtime_dir}/secrets/{name}.yaml"
+
+
+def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck) -> tuple[str, ...]:
+    argv = ["--model-path", i.model_path]
+    if i.served_model_name:
+        argv += ["--served-model-name", i.served_model_name]
+    argv += ["--host", i.host]
+    if port is not None:
+        argv += ["--port", str(port)]
+    argv += ["--tp-size", str(i.tp_size), "--dp-size", str(i.dp_size)]
+    if i.reasoning_parser:
+        argv += ["--reasoning-parser", i.reasoning_parser]
+    if i.tool_call_parser:
+        argv += ["--tool-call-parser", i.tool_call_parser]
+    if i.trust_remote_code:
+        argv += ["--trust-remote-code"]
+    if i.mem_fraction_static is not None:
+        argv += ["--mem-fraction-static", str(i.mem_fraction_static)]
+    if i.api_key_env:
+        argv += ["--config", secret_file(dep, i.name)]
+    return (*argv, *flags.argv)
+
+
+def secret_env_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def _check_env(inst: Instance, cfg: str) -> list[Finding]:
+    findings = []
+    for name, _ in inst.env:
+        where = key_path("instances", inst.name, "env", name)
+        if name in _OWNED_ENV:
+            findings.append(Finding(cfg, where, f"is set from the field `{_OWNED_ENV[name]}`; use that instead"))
+        elif secret_env_name(name):
+            findings.append(Finding(cfg, where, (
+                "looks like a secret written into the config; pass it in the container's environment "
+                "instead (every process started at boot inherits it)"), "warning"))
+    return findings
+
+
+def _gpus_needed(inst: Instance, flags: FlagCheck) -> tuple[int, str]:
+    if flags.dp_attention:
+        return inst.tp_size * flags.pp_size, "tp_size × pp-size (DP attention runs inside the TP group)"
+    return inst.tp_size * flags.pp_size * inst.dp_size, "tp_size × pp-size × dp_size"
+
+
+def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[Finding]) -> dict[str, tuple[int, ...]]:
+    """Explicit ids are checked; "auto" instances get free GPUs, largest first, ties by name, lowest ids first."""
+    cfg, count = dep.source, dep.master.gpu_count
+    result: dict[str, tuple[int, ...]] = {}
+    auto: list[tuple[int, str]] = []
+    for inst in dep.instances:
+        where = key_path("instances", inst.name, "gpu_ids")
+        need, formula = _gpus_needed(inst, flags[inst.name])
+        ids = inst.gpu_ids if inst.gpu_ids is not None or count is None else "auto"
+        if ids is None:
+            findings.append(Finding(cfg, where, "required: list the GPU ids, or set master.gpu_count to use \"auto\""))
+        elif ids == "auto":
+            if count is None:
+                findings.append(Finding(cfg, where, "\"auto\" needs master.gpu_count (how many GPUs the container has)"))
+            elif inst.enable:
+                auto.append((need, inst.name))
+        else:
+            if len(ids) != need:
+                findings.append(Finding(cfg, where, f"lists {len(ids)} GPU(s) but {formula} = {need}"))
+            beyond = [g for g in ids if count is not None and g >= count]
+            if beyond:
+                findings.append(Finding(cfg, where, (
+                    f"GPU {', '.join(map(str, beyond))} does not exist: master.gpu_count = {count} "
+                    f"(ids 0 to {count - 1})")))
+            if inst.enable or not beyond:
+                result[inst.name] = tuple(ids)
+    used = {g for name, ids in result.items() if dep.instance(name).enable for g in ids}
+    for need, name in sorted(auto, key=lambda a: (-a[0], a[1])):
+        free = [g for g in range(count or 0) if g not in used]
+        if len(free) < need:
+            findings.append(Finding(cfg, key_path("instances", name, "gpu_ids"), (
+                f"\"auto\" needs {need} free GPU(s) but only {len(free)} of master.gpu_count = {count} "
+                "are left by the other instances")))
+            continue
+        result[name] = tuple(free[:need])
+        used.update(free[:need])
+    return result
+
+
+def _allocate_ports(dep: Deployment, findings: list[Finding]) -> dict[str, int]:
+    """Explicit ports stay; the rest, in name order, get the lowest port ≥ base_port that no instance uses."""
+    ports = {i.name: i.port for i in dep.instances if i.port is not None}
+    used = set(ports.values())
+    candidate = dep.master.base_port
+    for inst in dep.instances:
+        if inst.port is not None or not inst.enable:
+            continue
+        while candidate in used:
+            candidate += 1
+        if candidate > 65535:
+            findings.append(Finding(dep.source, key_path("instances", inst.name, "port"),
+                                    f"no free port left between master.base_port = {dep.master.base_port} and 65535"))
+            continue
+        ports[inst.name] = candidate
+        used.add(candidate)
+    return ports
+
+
+def _resource_graph(dep: Deployment, gpus: dict[str, tuple[int, ...]], ports: dict[str, int]) -> nx.Graph:
+    """Enabled instances linked to the GPUs and ports they hold."""
+    graph = nx.Graph()
+    for inst in dep.instances:
+        if not inst.enable:
+            continue
+        graph.add_node(("instance", inst.name))
+        graph.add_edges_from((("instance", inst.name), ("gpu", g)) for g in gpus.get(inst.name, ()))
+        if inst.name in ports:
+            graph.add_edge(("instance", inst.name), ("port", ports[inst.name]))
+    return graph
+
+
+def _holders(graph: nx.Graph, kind: str) -> t.Iterator[tuple[t.Any, list[str]]]:
+    for node in sorted(n for n in graph if n[0] == kind):
+        names = sorted(n[1] for n in graph.neighbors(node))
+        if len(names) > 1:
+            yield node[1], names
+
+
+def _check_gpu_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]) -> set[tuple[str, str]]:
+    """Pairs of enabled instances that share a GPU; a finding unless their memory fractions fit together."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for gpu, names in _holders(graph, "gpu"):
+        groups.setdefault(tuple(names), []).append(gpu)
+    pairs: set[tuple[str, str]] = set()
+    for names, gpu_list in sorted(groups.items()):
+        pairs.update(itertools.combinations(names, 2))
+        fractions = {n: dep.instance(n).mem_fraction_static for n in names}
+        total = sum(f or 0 for f in fractions.values())
+        if all(f is not None for f in fractions.values()) and total <= SHARED_GPU_MEMORY + 1e-9:
+            continue
+        shown = " + ".join(f"{n} {fractions[n] if fractions[n] is not None else 'unset'}" for n in names)
+        label = "GPU" if len(gpu_list) == 1 else "GPUs"
+        findings.append(Finding(dep.source, key_path("instances", names[-1], "gpu_ids"), (
+            f"{label} {', '.join(map(str, gpu_list))} shared with {', '.join(map(show, names[:-1]))}: instances on "
+            f"one GPU must all set mem_fraction_static with a sum of at most {SHARED_GPU_MEMORY} (now {shown})")))
+    return pairs
+
+
+def _check_port_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]) -> None:
+    for port, names in _holders(graph, "port"):
+        for a, b in itertools.combinations(names, 2):
+            ha, hb = _host(dep.instance(a).host), _host(dep.instance(b).host)
+            if ha == hb or ha in ANY_HOSTS or hb in ANY_HOSTS:
+                findings.append(Finding(dep.source, key_path("instances", b, "port"), (
+                    f"port {port} is also used by {show(a)} (hosts {show(dep.instance(a).host)} and "
+                    f"{show(dep.instance(b).host)} overlap)")))
+
+
+def _host(host: str) -> str:
+    return "127.0.0.1" if host == "localhost" else host
+
+
+def _dependency_graph(dep: Deployment, findings: list[Finding]) -> nx.DiGraph:
+    """Edges dependency → dependant; unknown names, disabled targets and cycles are findings."""
+    cfg = dep.source
+    names = [i.name for i in dep.instances]
+    graph = nx.DiGraph()
+    graph.add_nodes_from(names)
+    for inst in dep.instances:
+        where = key_path("instances", inst.name, "depends_on")
+        for target in inst.depends_on:
+            if target not in graph:
+                close = difflib.get_close_matches(target, names, n=1)
+                hint = f"; did you mean {show(close[0])}?" if close else ""
+                findings.append(Finding(cfg, where, f"{show(target)} is not an instance of this config{hint}"))
+                continue
+            if inst.enable and not dep.instance(target).enable:
+                findings.append(Finding(cfg, where, f"{show(target)} is disabled (enable = false), so it never becomes ready"))
+            graph.add_edge(target, inst.name)
+    for cycle in _cycles(graph):
+        loop = " → ".join(reversed([*cycle, cycle[0]]))
+        findings.append(Finding(cfg, key_path("instances", cycle[0], "depends_on"), f"dependency cycle: {loop}"))
+    return graph
+
+
+def _cycles(graph: nx.DiGraph, limit: int = 20) -> list[list[str]]:
+    cycles = []
+    for cycle in itertools.islice(nx.simple_cycles(graph), limit):
+        start = cycle.index(min(cycle))
+        cycles.append(cycle[start:] + cycle[:start])
+    return sorted(cycles)
+
+
+def _waves(dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, str]]) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+    """Start waves: lexicographic topological generations of dependencies plus GPU sharing (earlier one first)."""
+    enabled = [i.name for i in dep.instances if i.enable]
+    graph = nx.DiGraph(deps.subgraph(enabled))
+    if not nx.is_directed_acyclic_graph(graph):
+        return {}, {}
+    rank = {name: r for r, name in enumerate(nx.lexicographical_topological_sort(graph))}
+    graph.add_edges_from(tuple(sorted(pair, key=rank.__getitem__)) for pair in shares)
+    waves = {name: w for w, generation in enumerate(nx.topological_generations(graph), 1) for name in generation}
+    wait_for = {name: tuple(sorted(graph.predecessors(name))) for name in enabled}
+    return waves, wait_for

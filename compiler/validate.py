@@ -1,0 +1,199 @@
+"""Shape checks: the packaged JSON Schema, every error rewritten in plain words with its key path."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import typing as t
+from importlib import resources
+
+from sglangc.errors import Finding, is_forbidden_char, key_path, show
+
+SCHEMA_FILE = "sglang-config.schema.json"
+
+_PATTERN_HINTS = {
+    "^/": "must be an absolute path (start with /)",
+    "^[a-z0-9][a-z0-9_-]*$": "must use lowercase letters, digits, '_' and '-', starting with a letter or digit",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "must be an environment variable name (letters, digits and '_', not starting with a digit)",
+    "^([0-9a-fA-F]{64})?$": "must be 64 hexadecimal digits (a SHA-256), or empty",
+}
+_NAME_HINTS = {
+    "^[a-z0-9][a-z0-9_-]*$": "use lowercase letters, digits, '_' and '-', starting with a letter or digit",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "use letters, digits and '_', not starting with a digit",
+}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a table",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def schema_text() -> str:
+    return resources.files("sglangc.schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> t.Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(schema_text()))
+
+
+def validate(data: dict[str, t.Any], name: str) -> list[Finding]:
+    """All shape findings of one decoded config (empty when it is schema-clean)."""
+    findings = _forbidden_characters(data, name)
+    for error in _validator().iter_errors(data):
+        findings.extend(_rewrite(error, name))
+    return findings
+
+
+def _rewrite(error: t.Any, name: str) -> t.Iterator[Finding]:
+    path = tuple(error.absolute_path)
+    where = key_path(*path)
+    kind, expected, value = error.validator, error.validator_value, error.instance
+
+    if kind == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        for key in sorted(set(value) - set(known)):
+            yield Finding(name, key_path(*path, key), _unknown_key(key, known))
+    elif kind == "required":
+        for key in expected:
+            if key not in value:
+                yield Finding(name, key_path(*path, key), "required key is missing")
+    elif "propertyNames" in error.relative_schema_path:
+        yield _property_name(error, path, name)
+    elif kind in ("anyOf", "oneOf"):
+        branch = _branch_for(error)
+        if branch:
+            for sub in branch:
+                yield from _rewrite(sub, name)
+        else:
+            choices = " or ".join(s.get("description", "?") for s in expected)
+            yield Finding(name, where, f"must be {choices}, not {_describe(value)}")
+    elif kind == "uniqueItems":
+        seen: set[t.Any] = set()
+        dupes = []
+        for item in value:
+            marker = (type(item), item)
+            if marker in seen and item not in dupes:
+                dupes.append(item)
+            seen.add(marker)
+        for item in dupes:
+            yield Finding(name, where, f"{show(item)} is listed more than once")
+    else:
+        yield Finding(name, where, _plain(kind, expected, value, error.schema))
+
+
+def _plain(kind: str, expected: t.Any, value: t.Any, schema: dict[str, t.Any]) -> str:
+    if kind == "type":
+        wants = [expected] if isinstance(expected, str) else expected
+        return f"expected {' or '.join(_TYPE_WORDS.get(w, w) for w in wants)}, not {_describe(value)}"
+    if kind == "const":
+        return f"must be {json.dumps(expected)}, not {_describe(value)}"
+    if kind == "enum":
+        return f"must be one of {', '.join(map(json.dumps, expected))}"
+    if kind == "minimum":
+        return f"must be at least {expected}, not {value}"
+    if kind == "maximum":
+        return f"must be at most {expected}, not {value}"
+    if kind == "exclusiveMinimum":
+        return f"must be greater than {expected}, not {value}"
+    if kind == "exclusiveMaximum":
+        return f"must be less than {expected}, not {value}"
+    if kind in ("minLength", "minItems"):
+        return "must not be empty"
+    if kind == "maxLength":
+        return f"is longer than {expected} characters"
+    if kind == "minProperties":
+        return "needs at least one entry"
+    if kind == "pattern":
+        return f"{show(value)}: {_PATTERN_HINTS.get(expected, f'must match {expected}')}"
+    return f"invalid value {_describe(value)} ({kind})"
+
+
+def _property_name(error: t.Any, path: tuple[t.Any, ...], name: str) -> Finding:
+    parent = path[-1] if path else ""
+    what = {"instances": "instance name", "env": "environment variable name"}.get(str(parent), "key")
+    if error.validator == "pattern":
+        reason = _NAME_HINTS.get(error.validator_value, f"must match {error.validator_value}")
+    elif error.validator == "maxLength":
+        reason = f"at most {error.validator_value} characters"
+    else:
+        reason = error.message
+    return Finding(name, key_path(*path, error.instance), f"not a valid {what}: {reason}")
+
+
+def _branch_for(error: t.Any) -> list[t.Any]:
+    """For an anyOf/oneOf error, the sub-errors of the branch whose type fits the value, if one does."""
+    for index, branch in enumerate(error.validator_value):
+        if branch.get("type") and _is_type(error.instance, branch["type"]):
+            subs = [e for e in error.context if e.schema_path and e.schema_path[0] == index]
+            if subs and not (len(subs) == 1 and subs[0].validator == "const"):
+                return subs
+    return []
+
+
+def _is_type(value: t.Any, wanted: str) -> bool:
+    return {
+        "string": isinstance(value, str),
+        "array": isinstance(value, list),
+        "object": isinstance(value, dict),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+    }.get(wanted, False)
+
+
+def _unknown_key(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key; did you mean {show(close[0])}?"
+    return f"unknown key; known keys: {', '.join(known)}"
+
+
+def _describe(value: t.Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({show(value)})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({show(value)})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a TOML {type(value).__name__}"
+
+
+def _forbidden_characters(data: t.Any, name: str) -> list[Finding]:
+    """Strings and keys holding characters a shell, supervisord or SGLang cannot carry (iterative walk)."""
+    findings = []
+    stack: list[tuple[tuple[t.Any, ...], t.Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                bad = next((c for c in k if is_forbidden_char(c)), None)
+                if bad is not None:
+                    findings.append(Finding(name, key_path(*path, k), _forbidden(bad, "key")))
+                stack.append(((*path, k), v))
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+        elif isinstance(value, str):
+            bad = next((c for c in value if is_forbidden_char(c)), None)
+            if bad is not None:
+                findings.append(Finding(name, key_path(*path), _forbidden(bad, "value")))
+    return findings
+
+
+def _forbidden(c: str, what: str) -> str:
+    return (
+        f"{what} contains the control character U+{ord(c):04X}; control characters (newline, tab, NUL, …) "
+        "and U+2028/U+2029 cannot reach SGLang intact, remove it"
+    )
