@@ -61,6 +61,37 @@ def plan(config: str, fmt: str) -> None:
     click.echo(plan_json(result.plan) if fmt == "json" else plan_text(result.plan), nl=fmt == "text")
 
 
+@cli.command("compile")
+@click.argument("config", type=click.Path(dir_okay=True, path_type=str))
+@click.option("-o", "--output", "out_dir", default="/soft/app/sglang", show_default=True, metavar="DIR",
+              help="Directory to write the artifacts into (created if missing; other files in it are left alone).")
+@click.option("--check", "check_only", is_flag=True, help="Write nothing; list what would change, exit 1 if anything would.")
+def compile_command(config: str, out_dir: str, check_only: bool) -> None:
+    """Write the runtime artifacts of CONFIG: launch scripts, runner, supervisord.conf, entry hook, manifest."""
+    from sglangc.errors import SglangcError
+    from sglangc.pipeline import compile_config
+    from sglangc.report import compile_summary
+
+    try:
+        result = compile_config(config, out_dir, check_only=check_only)
+    except SglangcError as e:
+        click.echo(f"sglangc: {e}", err=True)
+        sys.exit(e.exit_code)
+    _print_findings(result.checked.findings)
+    if result.checked.plan is None:
+        sys.exit(OUTCOME_FINDINGS)
+    changes = result.changes
+    if check_only:
+        for relpath in changes.written:
+            click.echo(f"would write {result.out_dir / relpath}")
+        for relpath in changes.removed:
+            click.echo(f"would remove {result.out_dir / relpath}")
+        if not changes.any:
+            click.echo(f"{result.out_dir}: up to date")
+        sys.exit(OUTCOME_FINDINGS if changes.any else OUTCOME_OK)
+    click.echo(compile_summary(result.checked.plan, result.out_dir, changes))
+
+
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
               help="json: the JSON Schema; markdown: the config reference (docs/config-reference.md).")

@@ -21,6 +21,10 @@ class Master:
     runtime_dir: str = "/run/sglangc"
     gpu_count: int | None = None
     base_port: int = 30000
+    start_seconds: int = 10
+    start_retries: int = 3
+    stop_timeout: int = 120
+    ready_timeout: int = 1800
 
 
 @dataclasses.dataclass(frozen=True)

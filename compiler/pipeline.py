@@ -50,3 +50,38 @@ def check(path: str | Path) -> Checked:
     plan, findings = resolve(dep, catalog)
     errors = any(f.severity == "error" for f in findings)
     return Checked(name, None if errors else plan, tuple(sort_findings(findings)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    checked: Checked
+    out_dir: Path
+    artifacts: tuple[t.Any, ...] = ()
+    changes: t.Any = None
+
+
+def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = False) -> Compiled:
+    """Check, render, lint, then write (or, with `check_only`, only compare) the artifacts of one config."""
+    import tempfile
+
+    from sglangc.errors import UsageError, is_forbidden_char
+    from sglangc.lint import lint
+    from sglangc.render import render
+    from sglangc.write import plan_changes, write
+
+    target = Path(out_dir).absolute()
+    text = str(target)
+    if any(is_forbidden_char(c) for c in text) or " ;" in text or " #" in text:
+        raise UsageError(f"-o {show(text)}: supervisord cannot take this path (control characters, ' ;' or ' #')")
+    checked = check(path)
+    if checked.plan is None:
+        return Compiled(checked, target)
+    artifacts = render(checked.plan, text)
+    with tempfile.TemporaryDirectory(prefix="sglangc-lint-") as scratch:
+        run, logs = Path(scratch, "run"), Path(scratch, "log")
+        (run / "supervisor").mkdir(parents=True)
+        logs.mkdir()
+        lint_view = render(checked.plan, text, runtime_dir=str(run), log_dir=str(logs))
+        lint(artifacts, next(a.text for a in lint_view if a.relpath == "supervisord.conf"))
+    changes = plan_changes(artifacts, target) if check_only else write(artifacts, target)
+    return Compiled(checked, target, artifacts, changes)

@@ -107,3 +107,15 @@ def plan_json(plan: Plan) -> str:
         ],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def compile_summary(plan: Plan, out_dir: object, changes: t.Any) -> str:
+    enabled = plan.enabled
+    gpus = sorted({g for u in enabled for g in u.gpu_ids})
+    ports = ",".join(str(u.port) for u in enabled)
+    total = len(changes.written) + len(changes.unchanged)
+    return (
+        f"{plan.deployment.source} → {out_dir}: {len(enabled)} instance(s) enabled of {len(plan.units)}, "
+        f"GPUs {gpu_list(gpus)}, ports {ports or '-'}; {total} files ({len(changes.written)} written, "
+        f"{len(changes.unchanged)} unchanged, {len(changes.removed)} removed)"
+    )
