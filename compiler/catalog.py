@@ -13,22 +13,23 @@ from importlib import resources
 from sglangc.errors import Finding, key_path, show
 from sglangc.model import Instance
 
-# Flags that a typed field writes; `server_args` may not set them (keyed by the parser's dest).
+# Flags that a typed field writes; `server_args` may not set them. Keyed by flag name, because the parser's
+# dest differs between versions (0.5.10 stores --tp-size as `tensor_parallel_size`); aliases share an option.
 OWNED = {
-    "model_path": "model_path",
-    "served_model_name": "served_model_name",
+    "model-path": "model_path",
+    "served-model-name": "served_model_name",
     "host": "host",
     "port": "port",
-    "tp_size": "tp_size",
-    "dp_size": "dp_size",
-    "reasoning_parser": "reasoning_parser",
-    "tool_call_parser": "tool_call_parser",
-    "trust_remote_code": "trust_remote_code",
-    "mem_fraction_static": "mem_fraction_static",
-    "api_key": "api_key_env",
+    "tp-size": "tp_size",
+    "dp-size": "dp_size",
+    "reasoning-parser": "reasoning_parser",
+    "tool-call-parser": "tool_call_parser",
+    "trust-remote-code": "trust_remote_code",
+    "mem-fraction-static": "mem_fraction_static",
+    "api-key": "api_key_env",
     "config": "api_key_env",
-    "base_gpu_id": "gpu_ids",
-    "gpu_id_step": "gpu_ids",
+    "base-gpu-id": "gpu_ids",
+    "gpu-id-step": "gpu_ids",
 }
 _HUMAN_INT = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]i?)?$")
 
@@ -48,6 +49,18 @@ class Option:
     def name(self) -> str:
         return self.flags[0][2:]
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f[2:] for f in self.flags)
+
+    @property
+    def owner(self) -> str | None:
+        """The typed field that writes this flag, if one does."""
+        return next((OWNED[n] for n in self.names if n in OWNED), None)
+
+    def is_(self, name: str) -> bool:
+        return name in self.names
+
 
 @dataclasses.dataclass(frozen=True)
 class Catalog:
@@ -65,6 +78,31 @@ class FlagCheck:
     findings: tuple[Finding, ...]
     pp_size: int = 1
     dp_attention: bool = False
+
+
+@functools.lru_cache(maxsize=1)
+def template_versions() -> dict[str, str]:
+    """The SGLang version each environment of the shipped Pixi template pins (`==X` on its sglang dependency)."""
+    from sglangc.load import tomllib
+
+    text = resources.files("sglangc.emit_templates").joinpath("pixi/pixi.toml").read_text("utf-8")
+    manifest = tomllib.loads(text)
+    features = manifest.get("feature", {})
+    versions = {}
+    for env, spec in manifest.get("environments", {}).items():
+        names = spec if isinstance(spec, list) else spec.get("features", [])
+        for feature in names:
+            pin = features.get(feature, {}).get("pypi-dependencies", {}).get("sglang")
+            pin = pin.get("version") if isinstance(pin, dict) else pin
+            if isinstance(pin, str) and pin.startswith("=="):
+                versions[env] = pin[2:]
+    return versions
+
+
+def default_version(environment: str) -> str:
+    """`sglang_version` when a config sets none: what the template pins for its environment, else for `default`."""
+    versions = template_versions()
+    return versions.get(environment) or versions["default"]
 
 
 def shipped_versions() -> list[str]:
@@ -115,7 +153,7 @@ def check_parsers(inst: Instance, catalog: Catalog, config: str) -> list[Finding
         if value in other:
             msg += f" (it is a {other_kind} parser)"
         close = difflib.get_close_matches(value, choices, n=1)
-        msg += f"; did you mean {show(close[0])}?" if close else ""
+        msg += f"; did you mean {show(close[0])}?" if close else "."
         findings.append(Finding(config, key_path("instances", inst.name, field), f"{msg} Choices: {', '.join(choices)}"))
     return findings
 
@@ -135,32 +173,42 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         if option is None:
             add(_not_found(key, catalog))
             continue
-        if option.dest in OWNED:
-            add(f"--{key} is set by the field `{OWNED[option.dest]}`; use that instead")
+        if option.owner:
+            add(f"--{key} is set by the field `{option.owner}`; use that instead")
             continue
         words, problem = _words(option, key, value)
         if problem:
             add(problem)
             continue
+        if (option.is_("pp-size") or option.is_("attn-dp-size")) and value < 1:
+            add(f"must be at least 1, not {value}")
+            continue
         if option.deprecated:
             add(f"--{key} is deprecated in SGLang {catalog.version}: {option.help or 'see its docs'}", "warning")
         argv.extend(words)
-        if option.dest == "pp_size":
+        if option.is_("pp-size"):
             pp_size = int(value)
-        elif option.dest == "enable_dp_attention":
+        elif option.is_("enable-dp-attention"):
             dp_attention = dp_attention or value is True
-        elif option.dest == "attn_dp_size":
+        elif option.is_("attn-dp-size"):
             dp_attention = dp_attention or _as_int(value) > 1
     return FlagCheck(tuple(argv), tuple(findings), pp_size, dp_attention)
 
 
 def _not_found(key: str, catalog: Catalog) -> str:
+    if not key:
+        return "empty flag name"
     if key.startswith("-"):
         return f"write flags without the leading dashes: {show(key.lstrip('-'))}"
     if "_" in key and key.replace("_", "-") in catalog.options:
         return f"SGLang flags use dashes: write {show(key.replace('_', '-'))}"
-    prefixed = sorted({o.name for name, o in catalog.options.items() if name.startswith(key)})
+    matches = sorted(name for name in catalog.options if name.startswith(key))
+    distinct = {catalog.options[name].flags for name in matches}
+    prefixed = matches if len(distinct) > 1 else matches[:1]
     if len(prefixed) == 1:
+        owner = catalog.options[prefixed[0]].owner
+        if owner:
+            return f"abbreviated flag for --{prefixed[0]}, which is set by the field `{owner}`; use that instead"
         return f"abbreviated flag: write the full name {show(prefixed[0])}"
     if prefixed:
         return f"abbreviated flag; write one of the full names: {', '.join(prefixed[:8])}"
@@ -179,11 +227,15 @@ def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:
     if option.kind == "bool_optional":
         if not isinstance(value, bool):
             return [], f"is an on/off flag: write true or false, not {_kind(value)}"
-        return [flag if value else f"--no-{option.name}"], ""
+        negative = key == f"no-{option.name}"  # `no-x = false` turns x on
+        return [f"--{option.name}" if value != negative else f"--no-{option.name}"], ""
     if option.kind == "optional_value" and value is True:
         return [flag], ""
     if option.type in ("json", "json_list") and isinstance(value, (dict, list)):
-        return [flag, json.dumps(value, ensure_ascii=False)], ""
+        try:
+            return [flag, json.dumps(value, ensure_ascii=False, allow_nan=False)], ""
+        except (TypeError, ValueError):
+            return [], "cannot be written as JSON: TOML dates, times, inf and nan have no JSON form"
     if option.kind == "list":
         items = value if isinstance(value, list) else [value]
         if not items and option.nargs == "+":

@@ -8,7 +8,6 @@ import typing as t
 
 from sglangc.load import SourceDoc
 
-DEFAULT_SGLANG_VERSION = "0.5.10.post1"
 Scalar = t.Union[str, int, float, bool]
 
 
@@ -67,14 +66,18 @@ class Deployment:
         return next(i for i in self.instances if i.name == name)
 
 
-def build(doc: SourceDoc) -> Deployment:
-    """The Deployment of a config that passed `validate` (so every key and type is known to be right)."""
+def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Deployment:
+    """The Deployment of a config that passed `validate` (so every key and type is known to be right).
+
+    `default_sglang_version(pixi_environment)` gives the SGLang version when the config names none.
+    """
     data = doc.data
+    master = Master(**data.get("master", {}))
     return Deployment(
         source=doc.name,
         config_sha256=hashlib.sha256(doc.raw).hexdigest(),
-        sglang_version=data.get("sglang_version", DEFAULT_SGLANG_VERSION),
-        master=Master(**data.get("master", {})),
+        sglang_version=data.get("sglang_version") or default_sglang_version(master.pixi_environment),
+        master=master,
         bundle=Bundle(**data.get("bundle", {})),
         instances=tuple(_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
     )

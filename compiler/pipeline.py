@@ -28,7 +28,7 @@ class Checked:
 
 
 def check(path: str | Path) -> Checked:
-    from sglangc.catalog import load_catalog, shipped_versions
+    from sglangc.catalog import default_version, load_catalog, shipped_versions
     from sglangc.errors import ConfigError
     from sglangc.model import build
 
@@ -40,7 +40,7 @@ def check(path: str | Path) -> Checked:
     findings = validate(doc.data, name)
     if findings:
         return Checked(name, None, tuple(sort_findings(findings)))
-    dep = build(doc)
+    dep = build(doc, default_version)
     catalog = load_catalog(dep.sglang_version)
     if catalog is None:
         message = f"no flag catalog for SGLang {show(dep.sglang_version)}; shipped: {', '.join(shipped_versions())}"

@@ -20,6 +20,12 @@ PROGRAM_PREFIX = "sglang-"
 GROUP = "sglang"
 SOCKET = "supervisor.sock"
 MANIFEST = "manifest.json"
+PIXI_TEMPLATE = "pixi/pixi.toml"
+
+
+def pixi_template() -> str:
+    """The Pixi manifest shipped with sglangc; copied next to the artifacts for the installer's re-lock route."""
+    return resources.files("sglangc.emit_templates").joinpath(PIXI_TEMPLATE).read_text(encoding="utf-8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +70,9 @@ def render(plan: Plan, out_dir: str, *, runtime_dir: str | None = None, log_dir:
     artifacts += [
         Artifact("check-and-run-sglang.sh", env.get_template("check-and-run-sglang.sh.j2").render(context), True),
         Artifact("entry-hook.sh", env.get_template("entry-hook.sh.j2").render(context), True),
+        Artifact("install-sglang-offline.sh", env.get_template("install-sglang-offline.sh.j2").render(context), True),
         Artifact("supervisord.conf", env.get_template("supervisord.conf.j2").render(context)),
+        Artifact(PIXI_TEMPLATE, pixi_template()),
     ]
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts))
@@ -119,6 +127,8 @@ def _context(plan: Plan, layout: Layout) -> dict[str, t.Any]:
         "socket": f"{layout.runtime_dir}/{SOCKET}",
         "runner": layout.path("check-and-run-sglang.sh"),
         "installer": layout.path("install-sglang-offline.sh"),
+        "pixi_template_dir": layout.path("pixi"),
+        "sglangc_version": __version__,
         "pixi_project_dir": master.pixi_project_dir,
         "pixi_environment": master.pixi_environment,
         "bundle_path": dep.bundle.path,

@@ -1,0 +1,45 @@
+"""Behaviour by example: every folder under tests/cases/{valid,invalid}/ is one test.
+
+A case holds `config.toml`, optionally `args` (extra `sglangc check` options, one per line) and
+`expected.txt`: for an invalid case the exact stderr of `sglangc check config.toml`; for a valid one,
+if present, the exact stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+
+CASES = ROOT / "tests" / "cases"
+
+
+def _cases(kind: str) -> list[Path]:
+    return sorted(p for p in (CASES / kind).iterdir() if p.is_dir())
+
+
+def _run(case: Path):
+    args = (case / "args").read_text().split() if (case / "args").exists() else []
+    return run_cli("check", *args, "config.toml", cwd=case)
+
+
+@pytest.mark.parametrize("case", _cases("invalid"), ids=lambda p: p.name)
+def test_invalid(case: Path) -> None:
+    result = _run(case)
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert result.stderr == (case / "expected.txt").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", _cases("valid"), ids=lambda p: p.name)
+def test_valid(case: Path) -> None:
+    result = _run(case)
+    assert result.exit_code == 0, result.stderr
+    expected = case / "expected.txt"
+    if expected.exists():
+        assert result.stdout == expected.read_text(encoding="utf-8")
+
+
+def test_enough_invalid_cases() -> None:
+    assert len(_cases("invalid")) >= 30

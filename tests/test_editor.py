@@ -1,0 +1,44 @@
+"""Editors (Taplo / Even Better TOML) follow the examples' `#:schema` line and flag mistakes as they are typed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, IN_CI, ROOT
+
+
+@pytest.fixture(scope="module")
+def taplo() -> str:
+    found = os.environ.get("SGLANGC_TAPLO") or shutil.which("taplo")
+    if not found:
+        if IN_CI:
+            pytest.fail("taplo not found: .ci/run installs @taplo/cli and sets SGLANGC_TAPLO")
+        pytest.skip("taplo not installed (npm install @taplo/cli; set SGLANGC_TAPLO)")
+    return found
+
+
+def _lint(taplo: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([taplo, "lint", str(path)], capture_output=True, text=True, cwd=path.parent, check=False)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_pass_taplo(taplo: str, example: Path) -> None:
+    done = _lint(taplo, example)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_taplo_reports_a_typo_through_the_schema_line(taplo: str, tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "schema", tmp_path / "schema")
+    (tmp_path / "model-configs").mkdir()
+    bad = tmp_path / "model-configs" / "typo.toml"
+    text = EXAMPLES[0].read_text().replace("tp_size = ", "tp_szie = ", 1)
+    assert "tp_szie" in text
+    bad.write_text(text)
+    done = _lint(taplo, bad)
+    assert done.returncode != 0
+    assert "'tp_szie' was unexpected" in done.stdout + done.stderr
