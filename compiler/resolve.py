@@ -8,8 +8,6 @@ import itertools
 import re
 import typing as t
 
-import networkx as nx
-
 from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args
 from sglangc.errors import Finding, key_path, show
 from sglangc.model import Deployment, Instance
@@ -18,6 +16,12 @@ SHARED_GPU_MEMORY = 0.9
 ANY_HOSTS = frozenset({"0.0.0.0", "::", ""})
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
 _OWNED_ENV = {"CUDA_VISIBLE_DEVICES": "gpu_ids"}
+
+if t.TYPE_CHECKING:
+    import networkx as nx
+
+# networkx is imported where a graph is built, and graphs are built only when there is something to relate
+# (two enabled instances, or a depends_on): it is the slowest import of all, and most configs hold one server.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +68,16 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
 
     gpus = _allocate_gpus(dep, flags, findings)
     ports = _allocate_ports(dep, findings)
-    graph = _resource_graph(dep, gpus, ports)
-    shares = _check_gpu_sharing(dep, graph, findings)
-    _check_port_sharing(dep, graph, findings)
-    deps = _dependency_graph(dep, findings)
-    waves, wait_for = _waves(dep, deps, shares)
+    shares: set[tuple[str, str]] = set()
+    if sum(i.enable for i in dep.instances) > 1:
+        graph = _resource_graph(dep, gpus, ports)
+        shares = _check_gpu_sharing(dep, graph, findings)
+        _check_port_sharing(dep, graph, findings)
+    edges = _dependencies(dep, findings)
+    if edges or shares:
+        waves, wait_for = _waves(dep, _dependency_graph(dep, edges, findings), shares)
+    else:
+        waves, wait_for = {i.name: 1 for i in dep.instances if i.enable}, {}
 
     units = tuple(
         LaunchUnit(
@@ -162,8 +171,9 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
                 findings.append(Finding(cfg, where, f"lists {len(ids)} GPU(s) but {formula} = {need}"))
             beyond = [g for g in ids if count is not None and g >= count]
             if beyond:
+                label = "GPU {} does" if len(beyond) == 1 else "GPUs {} do"
                 findings.append(Finding(cfg, where, (
-                    f"GPU {', '.join(map(str, beyond))} does not exist: master.gpu_count = {count} "
+                    f"{label.format(', '.join(map(str, beyond)))} not exist: master.gpu_count = {count} "
                     f"(ids 0 to {count - 1})")))
             if inst.enable or not beyond:
                 result[inst.name] = tuple(ids)
@@ -201,6 +211,8 @@ def _allocate_ports(dep: Deployment, findings: list[Finding]) -> dict[str, int]:
 
 def _resource_graph(dep: Deployment, gpus: dict[str, tuple[int, ...]], ports: dict[str, int]) -> nx.Graph:
     """Enabled instances linked to the GPUs and ports they hold."""
+    import networkx as nx
+
     graph = nx.Graph()
     for inst in dep.instances:
         if not inst.enable:
@@ -244,39 +256,52 @@ def _check_port_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding
         for a, b in itertools.combinations(names, 2):
             ha, hb = _host(dep.instance(a).host), _host(dep.instance(b).host)
             if ha == hb or ha in ANY_HOSTS or hb in ANY_HOSTS:
-                findings.append(Finding(dep.source, key_path("instances", b, "port"), (
-                    f"port {port} is also used by {show(a)} (hosts {show(dep.instance(a).host)} and "
-                    f"{show(dep.instance(b).host)} overlap)")))
+                host_a, host_b = dep.instance(a).host, dep.instance(b).host
+                hosts = f"both on host {show(host_a)}" if host_a == host_b else (
+                    f"hosts {show(host_a)} and {show(host_b)} overlap")
+                findings.append(Finding(dep.source, key_path("instances", b, "port"),
+                                        f"port {port} is also used by {show(a)} ({hosts})"))
 
 
 def _host(host: str) -> str:
     return "127.0.0.1" if host == "localhost" else host
 
 
-def _dependency_graph(dep: Deployment, findings: list[Finding]) -> nx.DiGraph:
-    """Edges dependency → dependant; unknown names, disabled targets and cycles are findings."""
+def _dependencies(dep: Deployment, findings: list[Finding]) -> list[tuple[str, str]]:
+    """Edges dependency → dependant; unknown names and disabled targets are findings."""
     cfg = dep.source
     names = [i.name for i in dep.instances]
-    graph = nx.DiGraph()
-    graph.add_nodes_from(names)
+    edges = []
     for inst in dep.instances:
         where = key_path("instances", inst.name, "depends_on")
         for target in inst.depends_on:
-            if target not in graph:
+            if target not in names:
                 close = difflib.get_close_matches(target, names, n=1)
                 hint = f"; did you mean {show(close[0])}?" if close else ""
                 findings.append(Finding(cfg, where, f"{show(target)} is not an instance of this config{hint}"))
                 continue
             if inst.enable and not dep.instance(target).enable:
                 findings.append(Finding(cfg, where, f"{show(target)} is disabled (enable = false), so it never becomes ready"))
-            graph.add_edge(target, inst.name)
+            edges.append((target, inst.name))
+    return edges
+
+
+def _dependency_graph(dep: Deployment, edges: list[tuple[str, str]], findings: list[Finding]) -> nx.DiGraph:
+    """The depends_on graph of every instance; each cycle is a finding that prints it."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(i.name for i in dep.instances)
+    graph.add_edges_from(edges)
     for cycle in _cycles(graph):
         loop = " → ".join(reversed([*cycle, cycle[0]]))
-        findings.append(Finding(cfg, key_path("instances", cycle[0], "depends_on"), f"dependency cycle: {loop}"))
+        findings.append(Finding(dep.source, key_path("instances", cycle[0], "depends_on"), f"dependency cycle: {loop}"))
     return graph
 
 
 def _cycles(graph: nx.DiGraph, limit: int = 20) -> list[list[str]]:
+    import networkx as nx
+
     cycles = []
     for cycle in itertools.islice(nx.simple_cycles(graph), limit):
         start = cycle.index(min(cycle))
@@ -286,6 +311,8 @@ def _cycles(graph: nx.DiGraph, limit: int = 20) -> list[list[str]]:
 
 def _waves(dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, str]]) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
     """Start waves: lexicographic topological generations of dependencies plus GPU sharing (earlier one first)."""
+    import networkx as nx
+
     enabled = [i.name for i in dep.instances if i.enable]
     graph = nx.DiGraph(deps.subgraph(enabled))
     if not nx.is_directed_acyclic_graph(graph):
