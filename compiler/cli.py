@@ -107,6 +107,57 @@ def schema(fmt: str) -> None:
         click.echo(schema_text(), nl=False)
 
 
+@cli.command()
+@click.option("--kind", type=click.Choice(["pixi-pack", "wheelhouse"]), default="pixi-pack", show_default=True,
+              help="pixi-pack: pixi lock + pixi-pack (conda Python, supervisor, pyyaml; PyPI wheels). "
+                   "wheelhouse: pip download of the PyPI set into wheels/ + requirements.txt.")
+@click.option("--template", type=click.Path(exists=True, file_okay=False, path_type=str), metavar="DIR",
+              help="Pixi template directory holding pixi.toml (default: the one shipped with sglangc). It is "
+                   "never modified, except that a newly made pixi.lock is copied back into it.")
+@click.option("-e", "--environment", default="default", show_default=True, metavar="ENV",
+              help="Environment of the template to bundle.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
+              help="Bundle to write; FILE.sha256 is written beside it.  [default: ./sglang-offline-bundle-ENV.tar]")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
+              help="Persistent cache (pixi-pack --use-cache, pip's cache, the packaged template's lock), so "
+                   "rebuilds are fast.  [default: $XDG_CACHE_HOME/sglangc or ~/.cache/sglangc]")
+@click.option("--rattler-config", type=click.Path(exists=True, dir_okay=False, path_type=str), metavar="FILE",
+              help="pixi-pack only: rattler/pixi config TOML ([mirrors], [s3-options], [concurrency]), used by "
+                   "pixi lock and pixi-pack.")
+@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True, metavar="N",
+              help="Run a failing pixi lock / pixi-pack / pip download up to N more times (2 s, 4 s, … apart).")
+@click.option("--find-links", multiple=True, metavar="DIR|URL",
+              help="wheelhouse only: also take wheels from here (repeatable).")
+@click.option("--index-url", metavar="URL", help="wheelhouse only: PyPI index (mirror) instead of the default.")
+@click.option("--no-index", is_flag=True, help="wheelhouse only: no index at all, only --find-links (air-gapped).")
+@click.option("-v", "--verbose", is_flag=True, help="Show the tools' own output as they run.")
+def bundle(kind: str, template: str | None, environment: str, output: str | None, cache_dir: str | None,
+           rattler_config: str | None, retries: int, find_links: tuple[str, ...], index_url: str | None,
+           no_index: bool, verbose: bool) -> None:
+    """Build the offline SGLang environment bundle (host side) and FILE.sha256.
+
+    Progress goes to stderr; the last line on stdout names the file, its size and sha256, kind and environment.
+    Exit 0 built, 1 a tool is missing or failed, 2 usage.
+    """
+    from pathlib import Path
+
+    from sglangc.bundle import BundleRequest, build
+    from sglangc.errors import SglangcError
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    request = BundleRequest(kind=kind, template=path(template), environment=environment, output=path(output),
+                            cache_dir=path(cache_dir), rattler_config=path(rattler_config), retries=retries,
+                            find_links=find_links, index_url=index_url, no_index=no_index, verbose=verbose)
+    try:
+        result = build(request, log=lambda line: click.echo(f"sglangc: {line}", err=True))
+    except SglangcError as e:
+        click.echo(f"sglangc: {e}", err=True)
+        sys.exit(e.exit_code)
+    click.echo(result.summary())
+
+
 def _print_findings(findings: t.Iterable[object]) -> None:
     for finding in findings:
         click.echo(str(finding), err=True)

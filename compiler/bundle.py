@@ -1,0 +1,647 @@
+"""Host side of the offline install: build the SGLang environment bundle the container installs.
+
+Two kinds (contract.md, "Bundles"):
+- `pixi-pack` (default): `pixi lock` the Pixi template (on a temporary copy, so the template never gets a
+  `.pixi/`), then `pixi-pack` one environment for linux-64 with a persistent `--use-cache`.
+- `wheelhouse`: `pip download` of the environment's pinned PyPI set for Linux x86-64 into `wheels/`, a
+  `requirements.txt` of `name==version` lines, packed as one uncompressed tar with a deterministic order.
+
+Either way FILE appears atomically (temporary name in its directory, then rename) next to `FILE.sha256` in the
+format `sha256sum -c` reads. `build()` is the one entry point; progress goes to the `log` callable, failures are
+`SglangcError`s whose `exit_code` the CLI exits with.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import typing as t
+from importlib import resources
+from pathlib import Path
+
+from sglangc.errors import SglangcError, UsageError
+
+KINDS = ("pixi-pack", "wheelhouse")
+PLATFORM = "linux-64"
+DEFAULT_RETRIES = 2
+TAIL_LINES = 15
+RETRY_DELAY_SECONDS = 2.0  # first retry waits this long, each later one twice as long (at most 30 s)
+REQUIRED = ("sglang", "supervisor", "pyyaml")  # every bundle brings these (contract.md, "Bundles")
+
+# Wheel tags a Linux x86-64 container with glibc >= 2.28 runs (pip does not expand a manylinux tag to the older
+# ones, so each is listed; manylinux2014 also brings its manylinux2010/manylinux1 aliases). `linux_x86_64` last:
+# download.pytorch.org tagged torch that way before 2.6.
+WHEEL_PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_26_x86_64",
+    "manylinux_2_24_x86_64",
+    "manylinux2014_x86_64",
+    "linux_x86_64",
+)
+DEFAULT_PYTHON = "3.12"
+
+HOW_TO_GET = {
+    "pixi": "install it from https://pixi.sh (curl -fsSL https://pixi.sh/install.sh | bash)",
+    "pixi-pack": "install it with `pixi global install pixi-pack pixi-unpack`, or take the static binaries "
+    "from https://github.com/Quantco/pixi-pack/releases",
+}
+
+# Tar member metadata of a wheelhouse: fixed, so equal inputs give equal bytes (and no 1970 warnings from tar).
+_TAR_MTIME = 1577836800  # 2020-01-01T00:00:00Z
+
+
+class BundleError(SglangcError):
+    """Building the bundle failed (a tool failed or is missing, or the result lacks something)."""
+
+
+class ToolMissing(BundleError):
+    def __init__(self, tool: str) -> None:
+        super().__init__(f"{tool} not found on PATH: {HOW_TO_GET[tool]}")
+
+
+class ToolFailed(BundleError):
+    def __init__(self, label: str, returncode: int, attempts: int, tail: t.Sequence[str]) -> None:
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        head = f"{label} failed (exit {returncode}){tries}"
+        if not tail:
+            super().__init__(f"{head}; it printed nothing")
+            return
+        lines = "\n".join(f"  | {line}" for line in tail)
+        super().__init__(f"{head}; its last {len(tail)} lines:\n{lines}")
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleRequest:
+    """What to build. None means the documented default (see `build`)."""
+
+    kind: str = "pixi-pack"
+    template: Path | None = None  # a directory holding pixi.toml; None: the template shipped with sglangc
+    environment: str = "default"
+    output: Path | None = None  # None: ./sglang-offline-bundle-<environment>.tar
+    cache_dir: Path | None = None  # None: $XDG_CACHE_HOME/sglangc or ~/.cache/sglangc
+    rattler_config: Path | None = None  # pixi-pack only: mirrors, S3, concurrency
+    retries: int = DEFAULT_RETRIES
+    find_links: tuple[str, ...] = ()  # wheelhouse only
+    index_url: str | None = None  # wheelhouse only
+    no_index: bool = False  # wheelhouse only
+    verbose: bool = False  # copy the tools' own output to the log
+
+
+@dataclasses.dataclass(frozen=True)
+class Bundle:
+    """What was built."""
+
+    path: Path
+    size: int
+    sha256: str
+    kind: str
+    environment: str
+
+    def summary(self) -> str:
+        return (f"{self.path}  {_human(self.size)} ({self.size} bytes)  sha256 {self.sha256}  "
+                f"kind {self.kind}  environment {self.environment}")
+
+
+Log = t.Callable[[str], None]
+
+
+def default_cache_dir() -> Path:
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "sglangc"
+
+
+def default_output(environment: str) -> Path:
+    return Path(f"sglang-offline-bundle-{environment}.tar")
+
+
+def build(request: BundleRequest, log: Log) -> Bundle:
+    """Build the bundle `request` asks for; return where it is, its size and sha256."""
+    if request.kind not in KINDS:
+        raise UsageError(f"unknown bundle kind {request.kind!r}: use one of {', '.join(KINDS)}")
+    if request.retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    wheel_options = [o for o, given in (("--find-links", request.find_links), ("--index-url", request.index_url),
+                                        ("--no-index", request.no_index)) if given]
+    if request.kind == "pixi-pack" and wheel_options:
+        raise UsageError(f"{', '.join(wheel_options)}: only with --kind wheelhouse (pixi-pack reads the "
+                         "channels and indexes of the template; mirrors go in --rattler-config)")
+    if request.kind == "wheelhouse" and request.rattler_config is not None:
+        raise UsageError("--rattler-config: only with --kind pixi-pack (for a wheelhouse use --index-url, "
+                         "--find-links)")
+    if request.no_index and not request.find_links:
+        raise UsageError("--no-index needs --find-links DIR: pip has nowhere else to take wheels from")
+
+    template = Template.load(request.template)
+    env = template.environment(request.environment)
+    output = Path(os.path.abspath(request.output or default_output(request.environment)))
+    if output.is_dir():
+        raise UsageError(f"--output {output}: is a directory; give a file name")
+    cache = Path(os.path.abspath(request.cache_dir or default_cache_dir()))
+
+    runner = _Runner(log=log, verbose=request.verbose, retries=request.retries)
+    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    started = time.monotonic()
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        (cache / "tmp").mkdir(parents=True, exist_ok=True)
+        with _exclusive(cache / "locks" / (hashlib.sha256(str(output).encode()).hexdigest()[:16] + ".lock"),
+                        lambda: log(f"waiting for another sglangc bundle writing {output}")):
+            work = Path(tempfile.mkdtemp(prefix="bundle-", dir=cache / "tmp"))
+            try:
+                if request.kind == "pixi-pack":
+                    digest, names = _pixi_pack(request, template, env, cache, work, partial, runner, log)
+                else:
+                    digest, names = _wheelhouse(request, template, env, cache, work, partial, runner, log)
+                _require_contents(names, request.kind)
+                size = partial.stat().st_size
+                _publish(partial, output, digest)
+            finally:
+                partial.unlink(missing_ok=True)
+                shutil.rmtree(work, ignore_errors=True)
+    except OSError as e:  # disk full, permissions, a read-only output directory: the user's to fix, not a bug
+        where = f"{e.filename}: " if e.filename else ""
+        raise BundleError(f"{where}{e.strerror or e}") from None
+    log(f"wrote {output} and {output.name}.sha256 in {time.monotonic() - started:.1f} s")
+    return Bundle(path=output, size=size, sha256=digest, kind=request.kind, environment=request.environment)
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path, on_wait: t.Callable[[], None]) -> t.Iterator[None]:
+    """An flock on `path`: a second bundle of the same FILE waits instead of interleaving FILE and FILE.sha256."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# --- the template --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """One environment of the template, its features merged (default feature first, later features win)."""
+
+    name: str
+    conda: dict[str, t.Any]  # conda dependencies: name -> MatchSpec string or table
+    pypi: dict[str, t.Any]  # PyPI dependencies: name -> PEP 440 string or table
+    pypi_options: dict[str, t.Any]  # index-url, extra-index-urls, find-links (concatenated)
+
+
+@dataclasses.dataclass(frozen=True)
+class Template:
+    directory: Path | None  # None: the packaged template
+    text: str
+    manifest: dict[str, t.Any]
+
+    @classmethod
+    def load(cls, directory: Path | None) -> Template:
+        from sglangc.load import tomllib
+
+        if directory is None:
+            text = _packaged_template().joinpath("pixi.toml").read_text("utf-8")
+            where = "the packaged template"
+        else:
+            directory = Path(os.path.abspath(directory))
+            manifest_path = directory / "pixi.toml"
+            if not manifest_path.is_file():
+                raise UsageError(f"--template {directory}: no pixi.toml in it")
+            text = manifest_path.read_text("utf-8")
+            where = str(manifest_path)
+        try:
+            manifest = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"{where}: not valid TOML: {e}") from None
+        return cls(directory=directory, text=text, manifest=manifest)
+
+    @property
+    def where(self) -> str:
+        return str(self.directory / "pixi.toml") if self.directory else "the packaged template"
+
+    def environments(self) -> list[str]:
+        return sorted({"default", *self.manifest.get("environments", {})})
+
+    def environment(self, name: str) -> Environment:
+        m = self.manifest
+        envs = m.get("environments", {})
+        if name not in envs and name != "default":
+            raise UsageError(f"--environment {name!r}: {self.where} has {', '.join(self.environments())}")
+        spec = envs.get(name, [])
+        features, no_default = (spec, False) if isinstance(spec, list) else (
+            spec.get("features", []), bool(spec.get("no-default-feature", False)))
+        tables = [] if no_default else [m]
+        for feature in features:
+            if feature not in m.get("feature", {}):
+                raise UsageError(f"{self.where}: environment {name!r} names the unknown feature {feature!r}")
+            tables.append(m["feature"][feature])
+        platforms = [p if isinstance(p, str) else p.get("platform") for p in
+                     m.get("workspace", m.get("project", {})).get("platforms", [])]
+        if PLATFORM not in platforms:
+            raise UsageError(f"{self.where}: workspace.platforms must include {PLATFORM} (it has "
+                             f"{', '.join(map(str, platforms)) or 'none'})")
+        conda: dict[str, t.Any] = {}
+        pypi: dict[str, t.Any] = {}
+        options: dict[str, t.Any] = {}
+        _merge_options(options, m.get("workspace", m.get("project", {})).get("pypi-options", {}))
+        for table in tables:
+            for part in [table, *(table.get("target", {}).get(sel, {}) for sel in ("unix", "linux", PLATFORM))]:
+                conda.update(part.get("dependencies", {}))
+                pypi.update(part.get("pypi-dependencies", {}))
+                _merge_options(options, part.get("pypi-options", {}))
+        return Environment(name=name, conda=conda, pypi=pypi, pypi_options=options)
+
+
+def _packaged_template() -> t.Any:
+    return resources.files("sglangc.emit_templates").joinpath("pixi")
+
+
+def _merge_options(into: dict[str, t.Any], options: dict[str, t.Any]) -> None:
+    for key, value in options.items():
+        if isinstance(value, list):
+            into[key] = [*into.get(key, []), *value]
+        else:
+            into[key] = value
+
+
+def _copy_template(template: Template, dest: Path) -> None:
+    """The template's files into `dest`, never its `.pixi/` (pixi's own state: environments, caches)."""
+    if template.directory is not None:
+        shutil.copytree(template.directory, dest, ignore=shutil.ignore_patterns(".pixi"), symlinks=True)
+        return
+
+    def copy(node: t.Any, to: Path) -> None:
+        to.mkdir(parents=True, exist_ok=True)
+        for child in node.iterdir():
+            if child.name in (".pixi", "__pycache__"):
+                continue
+            if child.is_dir():
+                copy(child, to / child.name)
+            else:
+                (to / child.name).write_bytes(child.read_bytes())
+
+    copy(_packaged_template(), dest)
+
+
+# --- pixi-pack ------------------------------------------------------------------------------------------------
+
+
+def _pixi_pack(request: BundleRequest, template: Template, env: Environment, cache: Path, work: Path,
+               partial: Path, runner: _Runner, log: Log) -> tuple[str, list[str]]:
+    pixi = _which("pixi")
+    pixi_pack = _which("pixi-pack")
+    project = work / "project"
+    _copy_template(template, project)
+    manifest = project / "pixi.toml"
+    lock = project / "pixi.lock"
+    log(f"working on a copy of {template.where} in {project}")
+    # Mirrors and the like: --rattler-config, else the template's own .pixi/config.toml; pixi reads it from
+    # <workspace>/.pixi/config.toml, pixi-pack from --config.
+    local_config = template.directory / ".pixi" / "config.toml" if template.directory is not None else None
+    config = request.rattler_config or (local_config if local_config and local_config.is_file() else None)
+    if config is not None:
+        (project / ".pixi").mkdir(exist_ok=True)
+        shutil.copyfile(config, project / ".pixi" / "config.toml")
+
+    # The packaged template ships without a lock (pixi is not available where sglangc is built): keep the one
+    # made here in the cache, keyed by the manifest's bytes, so the next bundle need not solve again.
+    saved = cache / "pixi-lock" / hashlib.sha256(template.text.encode()).hexdigest()[:16] / "pixi.lock"
+    if template.directory is None and not lock.exists() and saved.is_file():
+        shutil.copyfile(saved, lock)
+        log(f"using the pixi.lock cached at {saved}")
+
+    fresh = False
+    if lock.exists():
+        check = runner.run([pixi, "lock", "--check", "--manifest-path", str(manifest)], label="pixi lock --check",
+                           cwd=project, retry=False)
+        fresh = check == 0
+        log("pixi.lock is up to date" if fresh else "pixi.lock is stale (pixi lock --check failed): locking again")
+    else:
+        log("no pixi.lock: locking (pixi lock)")
+    if not fresh:
+        runner.run([pixi, "lock", "--manifest-path", str(manifest)], label="pixi lock", cwd=project)
+        if not lock.is_file():
+            raise BundleError("pixi lock succeeded but wrote no pixi.lock")
+        if template.directory is not None:
+            try:
+                _atomic_copy(lock, template.directory / "pixi.lock")
+                log(f"wrote the new lock to {template.directory / 'pixi.lock'}")
+            except OSError as e:
+                log(f"warning: could not write the new lock to {template.directory / 'pixi.lock'} "
+                    f"({e.strerror or e}); bundling with it anyway")
+        else:
+            log(f"the packaged template is not modified; the new lock is cached at {saved} "
+                "(with --template DIR it is written beside the template)")
+    if template.directory is None:
+        _atomic_copy(lock, saved)
+
+    argv = [pixi_pack, "--environment", env.name, "--platform", PLATFORM, "--use-cache", str(cache / "pixi-pack")]
+    if config is not None:
+        argv += ["--config", str(Path(os.path.abspath(config)))]
+    argv += ["--output-file", str(partial), str(manifest)]
+    log(f"packing environment {env.name!r} for {PLATFORM} (pixi-pack, cache {cache / 'pixi-pack'})")
+    runner.run(argv, label="pixi-pack", cwd=project, before_attempt=lambda: partial.unlink(missing_ok=True))
+    if not partial.is_file():
+        raise BundleError(f"pixi-pack succeeded but wrote no {partial}")
+    log("hashing and checking the archive")
+    digest, members = _scan_tar(partial)
+    missing = [m for m in ("pixi-pack.json", "environment.yml") if m not in members]
+    if missing:
+        raise BundleError(f"pixi-pack wrote an archive without {', '.join(missing)}: not a pixi-pack archive")
+    names = [_conda_name(m) for m in members if m.startswith("channel/") and m.endswith((".conda", ".tar.bz2"))]
+    names += [_wheel_name_version(Path(m).name)[0] for m in members if m.startswith("pypi/") and m.endswith(".whl")]
+    return digest, names
+
+
+def _conda_name(member: str) -> str:
+    base = Path(member).name.removesuffix(".conda").removesuffix(".tar.bz2")
+    return _normalise(base.rsplit("-", 2)[0])
+
+
+# --- wheelhouse -----------------------------------------------------------------------------------------------
+
+
+def _wheelhouse(request: BundleRequest, template: Template, env: Environment, cache: Path, work: Path,
+                partial: Path, runner: _Runner, log: Log) -> tuple[str, list[str]]:
+    requirements, extra_indexes = _pip_requirements(template, env)
+    python_version = _python_version(env.conda.get("python"))
+    options = env.pypi_options
+    argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
+            "--progress-bar", "off", "--dest", str(work / "wheels"), "--only-binary=:all:",
+            "--python-version", python_version, "--implementation", "cp", "--cache-dir", str(cache / "pip")]
+    for platform in WHEEL_PLATFORMS:
+        argv += ["--platform", platform]
+    if request.no_index:
+        argv.append("--no-index")
+    else:
+        index_url = request.index_url or options.get("index-url")
+        if index_url:
+            argv += ["--index-url", index_url]
+        for url in _unique([*options.get("extra-index-urls", []), *extra_indexes]):
+            argv += ["--extra-index-url", url]
+    links = list(request.find_links)
+    for entry in options.get("find-links", []):
+        if "url" in entry:
+            links.append(entry["url"])
+        elif "path" in entry and template.directory is not None:
+            links.append(str((template.directory / entry["path"]).resolve()))
+    for link in _unique(links):
+        argv += ["--find-links", os.path.abspath(link) if "://" not in link else link]
+    argv += requirements
+    if not _pip_available():
+        raise BundleError(f"pip is not available for {sys.executable}: install pip into sglangc's environment")
+    log(f"downloading the wheels of environment {env.name!r} for Linux x86-64, CPython {python_version} "
+        f"(pip download: {' '.join(requirements)})")
+    runner.run(argv, label="pip download", cwd=work)
+
+    wheels = sorted((work / "wheels").iterdir(), key=lambda p: p.name)
+    not_wheels = [p.name for p in wheels if p.suffix != ".whl"]
+    if not_wheels:
+        raise BundleError(f"pip download brought files that are not wheels: {', '.join(not_wheels)}")
+    pins: dict[str, str] = {}
+    for wheel in wheels:
+        name, version = _wheel_name_version(wheel.name)
+        if pins.get(name, version) != version:
+            raise BundleError(f"pip download brought two versions of {name}: {pins[name]} and {version}")
+        pins[name] = version
+    text = "".join(f"{name}=={pins[name]}\n" for name in sorted(pins))
+    log(f"packing {len(wheels)} wheels and requirements.txt")
+    digest = _write_wheelhouse(partial, text.encode(), wheels)
+    return digest, list(pins)
+
+
+def _pip_requirements(template: Template, env: Environment) -> tuple[list[str], list[str]]:
+    """pip requirement strings of the environment's PyPI set (plus the conda packages a wheelhouse must carry as
+    wheels), and the extra indexes its per-package `index` entries name."""
+    requirements: dict[str, str] = {}
+    indexes: list[str] = []
+    for name, spec in env.pypi.items():
+        key = _normalise(name)
+        if isinstance(spec, str):
+            requirements[key] = name + _pep440(spec)
+            continue
+        if not isinstance(spec, dict):
+            raise UsageError(f"{template.where}: pypi-dependencies.{name}: not a string or a table")
+        if "git" in spec:
+            raise UsageError(f"{template.where}: pypi-dependencies.{name}: a git source cannot go into a wheelhouse")
+        extras = f"[{','.join(spec['extras'])}]" if spec.get("extras") else ""
+        if "url" in spec:
+            requirements[key] = f"{name}{extras} @ {spec['url']}"
+        elif "path" in spec:
+            base = template.directory or Path.cwd()
+            requirements[key] = f"{name}{extras} @ {(base / spec['path']).resolve().as_uri()}"
+        else:
+            requirements[key] = f"{name}{extras}{_pep440(spec.get('version', '*'))}"
+        if spec.get("index"):
+            indexes.append(spec["index"])
+    for name in REQUIRED:  # supervisor and pyyaml are conda packages in the template: take them as wheels here
+        if name not in requirements:
+            spec = env.conda.get(name, "*")
+            spec = spec.get("version", "*") if isinstance(spec, dict) else spec
+            requirements[name] = name + _pep440(str(spec).split(" ")[0])
+    return [requirements[k] for k in sorted(requirements)], indexes
+
+
+def _pep440(spec: str) -> str:
+    """A pixi version string as a pip specifier: `*` -> nothing, `1.2.*` -> `==1.2.*`, `>=1` stays."""
+    spec = spec.strip()
+    if spec in ("", "*"):
+        return ""
+    return f"=={spec}" if spec[0].isdigit() else spec
+
+
+def _python_version(spec: t.Any) -> str:
+    """`3.12.*` / `==3.12` / `3.12.4` -> `3.12`; anything else (a range, none) -> DEFAULT_PYTHON."""
+    spec = spec.get("version", "") if isinstance(spec, dict) else str(spec or "")
+    found = re.fullmatch(r"\s*(?:==)?(\d+)\.(\d+)(?:\.\*|\.\d+\S*)?\s*", spec)
+    return f"{found[1]}.{found[2]}" if found else DEFAULT_PYTHON
+
+
+def _pip_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pip") is not None
+
+
+def _write_wheelhouse(path: Path, requirements: bytes, wheels: list[Path]) -> str:
+    """requirements.txt, wheels/, wheels/<sorted> as one uncompressed tar; the sha256 computed while writing."""
+
+    def info(name: str, kind: bytes, size: int = 0, mode: int = 0o644) -> tarfile.TarInfo:
+        member = tarfile.TarInfo(name)
+        member.type, member.size, member.mode, member.mtime = kind, size, mode, _TAR_MTIME
+        member.uid = member.gid = 0
+        member.uname = member.gname = ""
+        return member
+
+    with open(path, "wb") as raw:
+        out = _HashingWriter(raw)
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            tar.addfile(info("requirements.txt", tarfile.REGTYPE, len(requirements)), io.BytesIO(requirements))
+            tar.addfile(info("wheels", tarfile.DIRTYPE, mode=0o755))
+            for wheel in wheels:
+                with open(wheel, "rb") as f:
+                    tar.addfile(info(f"wheels/{wheel.name}", tarfile.REGTYPE, wheel.stat().st_size), f)
+        raw.flush()
+        os.fsync(raw.fileno())
+    return out.sha256.hexdigest()
+
+
+# --- shared pieces --------------------------------------------------------------------------------------------
+
+
+class _Runner:
+    """Runs a tool with its output merged, kept (last lines) for the error, and copied to the log if verbose."""
+
+    def __init__(self, log: Log, verbose: bool, retries: int) -> None:
+        self.log, self.verbose, self.retries = log, verbose, retries
+
+    def run(self, argv: list[str], *, label: str, cwd: Path, retry: bool = True,
+            before_attempt: t.Callable[[], None] | None = None) -> int:
+        """Run `argv`; with `retry`, up to `retries` more times and raise ToolFailed at the end; without, return
+        the exit code."""
+        attempts = self.retries + 1 if retry else 1
+        for attempt in range(1, attempts + 1):
+            if before_attempt:
+                before_attempt()
+            started = time.monotonic()
+            code, tail = self._once(argv, cwd)
+            if code == 0 or not retry:
+                if code == 0:
+                    self.log(f"{label}: done in {time.monotonic() - started:.1f} s")
+                return code
+            if attempt < attempts:
+                delay = min(RETRY_DELAY_SECONDS * 2 ** (attempt - 1), 30.0)
+                last = f": {tail[-1]}" if tail else ""
+                self.log(f"{label} failed (exit {code}{last}); retrying in {delay:g} s "
+                         f"(attempt {attempt + 1} of {attempts})")
+                time.sleep(delay)
+        raise ToolFailed(label, code, attempts, tail)
+
+    def _once(self, argv: list[str], cwd: Path) -> tuple[int, list[str]]:
+        tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+        except OSError as e:
+            raise BundleError(f"cannot run {argv[0]}: {e.strerror or e}") from None
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                line = line.rstrip("\r\n")
+                if line.strip():
+                    tail.append(line)
+                if self.verbose:
+                    self.log(f"  | {line}")
+        return proc.wait(), list(tail)
+
+
+class _HashingWriter:
+    def __init__(self, raw: t.BinaryIO) -> None:
+        self.raw, self.sha256 = raw, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self.raw.write(data)
+
+
+class _HashingReader:
+    def __init__(self, raw: t.BinaryIO) -> None:
+        self.raw, self.sha256 = raw, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.sha256.update(data)
+        return data
+
+
+def _scan_tar(path: Path) -> tuple[str, list[str]]:
+    """sha256 of the file and its member names, in one sequential read."""
+    with open(path, "rb") as raw:
+        reader = _HashingReader(raw)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+                names = [m.name.removeprefix("./") for m in tar]
+        except tarfile.TarError as e:
+            raise BundleError(f"{path.name}: not a readable tar archive: {e}") from None
+        while reader.read(1 << 20):
+            pass
+    return reader.sha256.hexdigest(), names
+
+
+def _require_contents(names: t.Iterable[str], kind: str) -> None:
+    have = {_normalise(n) for n in names}
+    missing = [n for n in REQUIRED if n not in have]
+    if missing:
+        raise BundleError(f"the {kind} bundle lacks {', '.join(missing)}: add them to the template's environment "
+                          "(the container runs SGLang under supervisord and reads its --config YAML with PyYAML)")
+
+
+def _publish(partial: Path, output: Path, digest: str) -> None:
+    """FILE.sha256 and FILE into place (each renamed over the old one)."""
+    checksum = output.with_name(output.name + ".sha256")
+    staged = checksum.with_name(f".{checksum.name}.partial-{os.getpid()}")
+    try:
+        staged.write_text(f"{digest}  {output.name}\n", encoding="utf-8")
+        os.replace(partial, output)
+        os.replace(staged, checksum)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _atomic_copy(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staged = dest.with_name(f".{dest.name}.partial-{os.getpid()}")
+    try:
+        shutil.copyfile(source, staged)
+        os.replace(staged, dest)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _which(tool: str) -> str:
+    found = shutil.which(tool)
+    if not found:
+        raise ToolMissing(tool)
+    return found
+
+
+def _wheel_name_version(filename: str) -> tuple[str, str]:
+    """`PyYAML-6.0.2-cp312-...whl` -> (`pyyaml`, `6.0.2`)."""
+    parts = filename.removesuffix(".whl").split("-")
+    if len(parts) < 5:
+        raise BundleError(f"{filename}: not a wheel file name (name-version-python-abi-platform.whl)")
+    return _normalise(parts[0]), parts[1]
+
+
+def _normalise(name: str) -> str:
+    """PEP 503 name normalisation (conda names normalised the same way for comparison)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _unique(items: t.Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
