@@ -126,9 +126,9 @@ def test_wheelhouse_pip_failure_shows_its_last_lines(host: Host, links: Path) ->
 def test_packaged_template_pip_set() -> None:
     template = Template.load(None)
     default, indexes = _pip_requirements(template, template.environment("default"))
-    assert default == ["cuda-python==12.9.*", "flashinfer-python==0.6.7.post3", "pyyaml", "sglang==0.5.10.post1",
-                       "sglang-kernel==0.4.1", "supervisor", "torch==2.9.1"]
-    assert indexes == ["https://download.pytorch.org/whl/cu126"]
+    assert default == ["cuda-bindings==12.9.4", "cuda-python==12.9.0", "flashinfer-python==0.6.7.post3", "pyyaml",
+                       "sglang==0.5.10.post1", "sglang-kernel==0.4.1", "supervisor", "torch==2.9.1"]
+    assert indexes == ["https://download.pytorch.org/whl/cu129"]
     latest, indexes = _pip_requirements(template, template.environment("latest"))
     assert "flashinfer-python[cu13]==0.7.2" in latest and "sglang==0.5.23" in latest
     assert indexes == ["https://download.pytorch.org/whl/cu130"]
