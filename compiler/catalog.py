@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import difflib
 import functools
 import json
@@ -32,6 +33,7 @@ OWNED = {
     "gpu-id-step": "gpu_ids",
 }
 _HUMAN_INT = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]i?)?$")
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")  # what argparse takes for a value, not a flag
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,6 +267,8 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return "", f"expected a number, not {_kind(value)}"
         word = str(value)
+        if "e" in word and word[-1].isdigit():  # -1e-05 would look like a flag to argparse: write it out
+            word = format(decimal.Decimal(word), "f")
     elif kind == "human_int":
         if isinstance(value, bool) or not isinstance(value, (int, str)) or (
             isinstance(value, str) and not _HUMAN_INT.match(value)
@@ -289,6 +293,8 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
         if isinstance(value, bool):
             return "", f"expected a value, not {_kind(value)}; on/off flags are written `flag = true`"
         word = str(value)
+    if word.startswith("-") and not _NEGATIVE_NUMBER.match(word):
+        return "", f"{show(word)} starts with '-': SGLang's argument parser would take it for a flag"
     if option.choices is not None and word not in {str(c) for c in option.choices}:
         return "", f"invalid choice {show(word)}; choose from: {', '.join(map(str, option.choices))}"
     return word, ""

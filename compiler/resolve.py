@@ -61,6 +61,10 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
         findings += flags[inst.name].findings
         findings += check_parsers(inst, catalog, cfg)
         findings += _check_env(inst, cfg)
+        for field in ("model_path", "served_model_name", "host"):
+            if (getattr(inst, field) or "").startswith("-"):
+                findings.append(Finding(cfg, key_path("instances", inst.name, field), (
+                    f"{show(getattr(inst, field))} starts with '-': SGLang's argument parser would take it for a flag")))
         if inst.enable and inst.host in ANY_HOSTS and not inst.api_key_env:
             findings.append(Finding(cfg, key_path("instances", inst.name, "host"), (
                 f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "

@@ -39,15 +39,23 @@ def schema_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _validator() -> t.Any:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, validators
 
-    return Draft202012Validator(json.loads(schema_text()))
+    # JSON Schema counts 1.0 as an integer; TOML keeps floats apart, and `tp_size = 2.0` must not pass.
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return validators.extend(Draft202012Validator, type_checker=checker)(json.loads(schema_text()))
 
 
 def validate(data: dict[str, t.Any], name: str) -> list[Finding]:
     """All shape findings of one decoded config (empty when it is schema-clean)."""
     findings = _forbidden_characters(data, name)
-    for error in _validator().iter_errors(data):
+    errors = list(_validator().iter_errors(data))
+    mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    for error in errors:
+        if error.validator in ("const", "enum") and tuple(error.absolute_path) in mistyped:
+            continue  # `version = "1"`: the wrong type says it all
         findings.extend(_rewrite(error, name))
     return findings
 
@@ -76,15 +84,18 @@ def _rewrite(error: t.Any, name: str) -> t.Iterator[Finding]:
             choices = " or ".join(s.get("description", "?") for s in expected)
             yield Finding(name, where, f"must be {choices}, not {_describe(value)}")
     elif kind == "uniqueItems":
-        seen: set[t.Any] = set()
-        dupes = []
+        seen: set[str] = set()
+        dupes: dict[str, t.Any] = {}
         for item in value:
-            marker = (type(item), item)
-            if marker in seen and item not in dupes:
-                dupes.append(item)
+            marker = json.dumps(item, sort_keys=True, default=repr)  # items may be lists or tables
+            if marker in seen:
+                dupes.setdefault(marker, item)
             seen.add(marker)
-        for item in dupes:
-            yield Finding(name, where, f"{show(item)} is listed more than once")
+        for item in dupes.values():
+            yield Finding(name, where, f"{show(item) if isinstance(item, (str, int, float)) else _describe(item)} "
+                                       "is listed more than once")
+        if not dupes:
+            yield Finding(name, where, "lists the same item more than once")
     else:
         yield Finding(name, where, _plain(kind, expected, value, error.schema))
 
@@ -92,7 +103,10 @@ def _rewrite(error: t.Any, name: str) -> t.Iterator[Finding]:
 def _plain(kind: str, expected: t.Any, value: t.Any, schema: dict[str, t.Any]) -> str:
     if kind == "type":
         wants = [expected] if isinstance(expected, str) else expected
-        return f"expected {' or '.join(_TYPE_WORDS.get(w, w) for w in wants)}, not {_describe(value)}"
+        wants = [w for w in wants if not (w == "integer" and "number" in wants)]
+        words = [_TYPE_WORDS.get(w, w) if len(wants) == 1 or w != "boolean" else "a boolean" for w in wants]
+        listed = " or ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} or {words[-1]}"
+        return f"expected {listed}, not {_describe(value)}"
     if kind == "const":
         return f"must be {json.dumps(expected)}, not {_describe(value)}"
     if kind == "enum":
@@ -189,6 +203,8 @@ def _forbidden_characters(data: t.Any, name: str) -> list[Finding]:
             bad = next((c for c in value if is_forbidden_char(c)), None)
             if bad is not None:
                 findings.append(Finding(name, key_path(*path), _forbidden(bad, "value")))
+        elif isinstance(value, float) and value != value:  # nan slips through every minimum and maximum
+            findings.append(Finding(name, key_path(*path), "nan is not a usable number; give a real value"))
     return findings
 
 
