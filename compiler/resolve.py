@@ -299,7 +299,8 @@ def _dependency_graph(dep: Deployment, edges: list[tuple[str, str]], findings: l
     graph.add_edges_from(edges)
     for cycle in _cycles(graph):
         loop = " → ".join(reversed([*cycle, cycle[0]]))
-        findings.append(Finding(dep.source, key_path("instances", cycle[0], "depends_on"), f"dependency cycle: {loop}"))
+        message = f"{show(cycle[0])} depends on itself" if len(cycle) == 1 else f"dependency cycle: {loop}"
+        findings.append(Finding(dep.source, key_path("instances", cycle[0], "depends_on"), message))
     return graph
 
 

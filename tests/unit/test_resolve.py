@@ -243,7 +243,7 @@ def test_three_cycle_is_printed_in_dependency_order(resolve):
 
 def test_self_dependency(resolve):
     result = resolve(instances('a: gpu_ids = [0]; depends_on = ["a"]'))
-    assert errors(result) == [("instances.a.depends_on", "dependency cycle: a → a")]
+    assert errors(result) == [("instances.a.depends_on", "\"a\" depends on itself")]
 
 
 def test_two_separate_cycles_are_both_reported(resolve):
