@@ -149,9 +149,11 @@ def _check_env(inst: Instance, cfg: str) -> list[Finding]:
 
 
 def _gpus_needed(inst: Instance, flags: FlagCheck) -> tuple[int, str]:
+    """GPUs an instance needs, and the product that says why (DP attention runs inside the TP group)."""
+    tp, pp, dp = inst.tp_size, flags.pp_size, inst.dp_size
     if flags.dp_attention:
-        return inst.tp_size * flags.pp_size, "tp_size × pp-size (DP attention runs inside the TP group)"
-    return inst.tp_size * flags.pp_size * inst.dp_size, "tp_size × pp-size × dp_size"
+        return tp * pp, f"tp_size {tp} × pp-size {pp} = {tp * pp} (with DP attention, data-parallel ranks run inside the TP group)"
+    return tp * pp * dp, f"tp_size {tp} × pp-size {pp} × dp_size {dp} = {tp * pp * dp}"
 
 
 def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[Finding]) -> dict[str, tuple[int, ...]]:
@@ -172,7 +174,7 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
                 auto.append((need, inst.name))
         else:
             if len(ids) != need:
-                findings.append(Finding(cfg, where, f"lists {len(ids)} GPU(s) but {formula} = {need}"))
+                findings.append(Finding(cfg, where, f"lists {len(ids)} GPU(s) but needs {formula}"))
             beyond = [g for g in ids if count is not None and g >= count]
             if beyond:
                 label = "GPU {} does" if len(beyond) == 1 else "GPUs {} do"

@@ -150,7 +150,7 @@ def test_gpu_count_mismatch_names_the_formula(resolve):
     result = resolve(instances('a: gpu_ids = [0, 1]; tp_size = 2; server_args = { "enable-dp-attention" = true }; dp_size = 2',
                                "b: gpu_ids = [2, 3]; tp_size = 2; dp_size = 2"))
     assert errors(result) == [
-        ("instances.b.gpu_ids", "lists 2 GPU(s) but tp_size × pp-size × dp_size = 4"),
+        ("instances.b.gpu_ids", "lists 2 GPU(s) but needs tp_size 2 × pp-size 1 × dp_size 2 = 4"),
     ]
 
 
