@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Runtime benchmarks of the compiled bash artifacts (issue 3, Performance), against the SGLang stand-in.
+
+    python bench/bench_runtime.py [--runs 50] [--load 3]
+
+(a) entry-hook.sh with both gates off: median of N runs, executed (`bash entry-hook.sh`) and sourced (the time
+    `source` takes inside an already running bash, and the whole `bash -c 'source …'`).          target ≤ 20 ms
+(b) four independent instances that each take --load s to become ready: wall time of `start` then `wait`,
+    with supervisord and without (plain background processes).                                   target ≤ 4.5 s
+(c) two instances sharing a GPU (mem_fraction_static 0.4 each): the second starts only once the first is ready.
+
+Needs the dev environment (sglangc, supervisor for nothing but the stand-in's prefix); builds two throwaway
+stand-in prefixes (cached wheels) in a temporary directory and kills everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = ROOT / "compiler" / "catalogs" / "sglang-0.5.23.json"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_spec = importlib.util.spec_from_file_location("sglang_standin_build", ROOT / "tests/fakes/sglang_standin/build.py")
+standin = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(standin)
+
+
+def free_ports(count: int) -> list[int]:
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def compile_config(work: Path, project: Path, instances: str) -> Path:
+    model = work / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")
+    run_dir = Path(tempfile.mkdtemp(prefix="sgb-", dir="/tmp"))
+    config = work / "config.toml"
+    config.write_text("\n".join([
+        "version = 1",
+        'sglang_version = "0.5.23"',
+        "[master]",
+        f"pixi_project_dir = {json.dumps(str(project))}",
+        f"log_dir = {json.dumps(str(work / 'logs'))}",
+        f"runtime_dir = {json.dumps(str(run_dir / 'run'))}",
+        "start_seconds = 1",
+        "stop_timeout = 10",
+        instances.replace("<<model>>", str(model)).replace("<<work>>", str(work)),
+    ]))
+    out = work / "out"
+    subprocess.run([sys.executable, "-m", "sglangc", "compile", str(config), "-o", str(out)], check=True,
+                   capture_output=True)
+    return out
+
+
+class Runner:
+    def __init__(self, out: Path, env: dict[str, str]):
+        self.out, self.env = out, env
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", str(self.out / "check-and-run-sglang.sh"), *args], env=self.env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def cleanup(self, work: Path) -> None:
+        try:
+            self("stop", timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in processes_with(str(work), str(self.out)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def processes_with(*tokens: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            text = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(tok.encode() in text for tok in tokens):
+            found.append(int(entry.name))
+    return found
+
+
+def bench_entry_hook(work: Path, project: Path, runs: int) -> None:
+    out = compile_config(work, project, '[instances.x]\nmodel_path = "<<model>>"\ngpu_ids = [0]\n')
+    hook = str(out / "entry-hook.sh")
+    env = {"PATH": SYSTEM_PATH, "HOME": str(work)}
+
+    def wall(argv: list[str]) -> float:
+        t0 = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+        return (time.perf_counter() - t0) * 1000
+
+    executed = statistics.median(wall(["bash", hook]) for _ in range(runs))
+    sourced_whole = statistics.median(wall(["bash", "-c", f"source {hook}"]) for _ in range(runs))
+    empty_bash = statistics.median(wall(["bash", "-c", ":"]) for _ in range(runs))
+    inside = subprocess.run(
+        ["bash", "-c", 'for i in $(seq "$2"); do t0=$EPOCHREALTIME; source "$1" >/dev/null; t1=$EPOCHREALTIME; '
+                       'echo $(( ${t1/./} - ${t0/./} )); done', "bench", hook, str(runs)],
+        env=env, capture_output=True, text=True, check=True).stdout.split()
+    sourced = statistics.median(int(us) for us in inside) / 1000
+    print(f"(a) entry-hook.sh, both gates off, median of {runs} runs (target ≤ 20 ms):")
+    print(f"    executed  bash entry-hook.sh            {executed:7.2f} ms   (bash -c ':' alone: {empty_bash:.2f} ms)")
+    print(f"    sourced   bash -c 'source entry-hook.sh' {sourced_whole:7.2f} ms")
+    print(f"    sourced   inside a running shell         {sourced:7.3f} ms")
+
+
+FOUR = "".join(f"""
+[instances.s{i}]
+model_path = "<<model>>"
+served_model_name = "s{i}"
+port = {{port{i}}}
+gpu_ids = [{i}]
+env = {{{{ SGLANG_STANDIN_LOAD_SECONDS = "{{load}}" }}}}
+""" for i in range(4))
+
+
+def bench_four(work: Path, project: Path, mode: str, load: float) -> None:
+    ports = free_ports(4)
+    out = compile_config(work, project, FOUR.format(load=load, **{f"port{i}": p for i, p in enumerate(ports)}))
+    runner = Runner(out, {"PATH": SYSTEM_PATH, "HOME": str(work)})
+    try:
+        t0 = time.perf_counter()
+        started = runner("start")
+        t_start = time.perf_counter() - t0
+        waited = runner("wait", "--timeout", "60")
+        total = time.perf_counter() - t0
+        ok = started.returncode == 0 and waited.returncode == 0
+        verdict = "ok" if ok and total <= 4.5 else "MISSED" if ok else "FAILED"
+        print(f"    {mode:11s} start {t_start:5.2f} s, start+wait {total:5.2f} s  [{verdict}]")
+        if not ok:
+            print(started.stdout, started.stderr, waited.stdout, waited.stderr, sep="\n")
+        else:
+            for line in waited.stdout.splitlines():
+                print(f"        {line}")
+    finally:
+        runner.cleanup(work)
+
+
+SHARED = """
+[instances.first]
+model_path = "<<model>>"
+port = {port0}
+gpu_ids = [0]
+mem_fraction_static = 0.4
+env = {{ SGLANG_STANDIN_LOAD_SECONDS = "{load}", SGLANG_STANDIN_RECORD = "<<work>>/first.json" }}
+
+[instances.second]
+model_path = "<<model>>"
+port = {port1}
+gpu_ids = [0]
+mem_fraction_static = 0.4
+env = {{ SGLANG_STANDIN_LOAD_SECONDS = "{load}", SGLANG_STANDIN_RECORD = "<<work>>/second.json" }}
+"""
+
+
+def bench_shared_gpu(work: Path, project: Path, load: float) -> None:
+    ports = free_ports(2)
+    out = compile_config(work, project, SHARED.format(load=load, port0=ports[0], port1=ports[1]))
+    runner = Runner(out, {"PATH": SYSTEM_PATH, "HOME": str(work)})
+    try:
+        t0 = time.time()
+        runner("start")
+        waited = runner("wait", "--timeout", "60")
+        first_spawn = (work / "first.json").stat().st_mtime - t0
+        first_ready = first_spawn + load
+        second_spawn = (work / "second.json").stat().st_mtime - t0
+        print("(c) two instances on GPU 0 (mem_fraction_static 0.4 each), supervisord, seconds after `start`:")
+        print(f"    first : server started {first_spawn:5.2f}, ready ≈ {first_ready:5.2f} (after its {load} s load)")
+        print(f"    second: server started {second_spawn:5.2f}  → "
+              f"{'after the first was ready' if second_spawn >= first_ready else 'TOO EARLY'}")
+        log = (work / "logs" / "sglang-server-second.log").read_text()
+        print("    launch-second.sh says: " + " | ".join(line for line in log.splitlines()
+                                                      if line.startswith("launch-second:")))
+        print("    " + waited.stdout.strip().replace("\n", "\n    "))
+    finally:
+        runner.cleanup(work)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--load", type=float, default=3.0, help="stand-in load time of each instance (s)")
+    args = parser.parse_args()
+    if shutil.which("supervisord", path=SYSTEM_PATH):
+        sys.exit(f"a supervisord on {SYSTEM_PATH}: the fallback mode cannot be measured here")
+    with tempfile.TemporaryDirectory(prefix="sglangc-bench-") as tmp:
+        base = Path(tmp)
+        projects = {}
+        for mode, extras in (("supervisord", ("pyyaml", "supervisor")), ("fallback", ("pyyaml",))):
+            projects[mode] = base / f"project-{mode}"
+            standin.make_prefix(projects[mode] / ".pixi" / "envs" / "default", CATALOG, extra_packages=extras)
+        print(f"machine: {os.cpu_count()} CPUs, {sys.platform}, bash {subprocess.run(['bash', '-c', 'echo $BASH_VERSION'], capture_output=True, text=True).stdout.strip()}")
+        work = base / "hook"
+        work.mkdir()
+        bench_entry_hook(work, projects["supervisord"], args.runs)
+        print(f"(b) four independent instances, each ready after a {args.load} s load: start + wait (target ≤ 4.5 s)")
+        for mode in ("supervisord", "fallback"):
+            work = base / f"four-{mode}"
+            work.mkdir()
+            bench_four(work, projects[mode], mode, args.load)
+        work = base / "shared"
+        work.mkdir()
+        bench_shared_gpu(work, projects["supervisord"], min(args.load, 2.0))
+
+
+if __name__ == "__main__":
+    main()
