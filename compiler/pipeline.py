@@ -77,10 +77,13 @@ def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = 
     if checked.plan is None:
         return Compiled(checked, target)
     artifacts = render(checked.plan, text)
+    master = checked.plan.deployment.master
     with tempfile.TemporaryDirectory(prefix="sglangc-lint-") as scratch:
-        run, logs = Path(scratch, "run"), Path(scratch, "log")
-        (run / "supervisor").mkdir(parents=True)
-        logs.mkdir()
+        # supervisor's parser wants the log and pid directories to exist: recreate the real paths under a
+        # scratch root, so that their characters (`%`, spaces, …) meet the parser as they will at boot.
+        run, logs = Path(scratch + master.runtime_dir), Path(scratch + master.log_dir)
+        (run / "supervisor").mkdir(parents=True, exist_ok=True)
+        logs.mkdir(parents=True, exist_ok=True)
         lint_view = render(checked.plan, text, runtime_dir=str(run), log_dir=str(logs))
         lint(artifacts, next(a.text for a in lint_view if a.relpath == "supervisord.conf"))
     changes = plan_changes(artifacts, target) if check_only else write(artifacts, target)
