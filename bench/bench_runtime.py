@@ -106,7 +106,10 @@ def processes_with(*tokens: str) -> list[int]:
     return found
 
 
-def bench_entry_hook(work: Path, project: Path, runs: int) -> None:
+Row = tuple[str, str, str, str]
+
+
+def bench_entry_hook(work: Path, project: Path, runs: int) -> list[Row]:
     out = compile_config(work, project, '[instances.x]\nmodel_path = "<<model>>"\ngpu_ids = [0]\n')
     hook = str(out / "entry-hook.sh")
     env = {"PATH": SYSTEM_PATH, "HOME": str(work)}
@@ -124,10 +127,12 @@ def bench_entry_hook(work: Path, project: Path, runs: int) -> None:
                        'echo $(( ${t1/./} - ${t0/./} )); done', "bench", hook, str(runs)],
         env=env, capture_output=True, text=True, check=True).stdout.split()
     sourced = statistics.median(int(us) for us in inside) / 1000
-    print(f"(a) entry-hook.sh, both gates off, median of {runs} runs (target ≤ 20 ms):")
-    print(f"    executed  bash entry-hook.sh            {executed:7.2f} ms   (bash -c ':' alone: {empty_bash:.2f} ms)")
-    print(f"    sourced   bash -c 'source entry-hook.sh' {sourced_whole:7.2f} ms")
-    print(f"    sourced   inside a running shell         {sourced:7.3f} ms")
+    return [
+        ("entry-hook.sh, gates off, executed (median)", "≤ 20 ms", f"{executed:.2f} ms",
+         f"{executed / empty_bash:.2f}× `bash -c :`"),
+        ("entry-hook.sh, gates off, sourced by a new bash (median)", "≤ 20 ms", f"{sourced_whole:.2f} ms", ""),
+        ("entry-hook.sh, gates off, sourced in a running shell (median)", "≤ 20 ms", f"{sourced:.3f} ms", ""),
+    ]
 
 
 FOUR = "".join(f"""
@@ -140,7 +145,7 @@ env = {{{{ SGLANG_STANDIN_LOAD_SECONDS = "{{load}}" }}}}
 """ for i in range(4))
 
 
-def bench_four(work: Path, project: Path, mode: str, load: float) -> None:
+def bench_four(work: Path, project: Path, mode: str, load: float) -> Row:
     ports = free_ports(4)
     out = compile_config(work, project, FOUR.format(load=load, **{f"port{i}": p for i, p in enumerate(ports)}))
     runner = Runner(out, {"PATH": SYSTEM_PATH, "HOME": str(work)})
@@ -150,14 +155,10 @@ def bench_four(work: Path, project: Path, mode: str, load: float) -> None:
         t_start = time.perf_counter() - t0
         waited = runner("wait", "--timeout", "60")
         total = time.perf_counter() - t0
-        ok = started.returncode == 0 and waited.returncode == 0
-        verdict = "ok" if ok and total <= 4.5 else "MISSED" if ok else "FAILED"
-        print(f"    {mode:11s} start {t_start:5.2f} s, start+wait {total:5.2f} s  [{verdict}]")
-        if not ok:
-            print(started.stdout, started.stderr, waited.stdout, waited.stderr, sep="\n")
-        else:
-            for line in waited.stdout.splitlines():
-                print(f"        {line}")
+        if started.returncode or waited.returncode:
+            raise RuntimeError("\n".join([started.stdout, started.stderr, waited.stdout, waited.stderr]))
+        return (f"4 instances ready after {load:g} s each: start + wait, {mode}", "≤ 4.5 s", f"{total:.2f} s",
+                f"{total / load:.2f}× one load (start alone {t_start:.2f} s)")
     finally:
         runner.cleanup(work)
 
@@ -179,7 +180,7 @@ env = {{ SGLANG_STANDIN_LOAD_SECONDS = "{load}", SGLANG_STANDIN_RECORD = "<<work
 """
 
 
-def bench_shared_gpu(work: Path, project: Path, load: float) -> None:
+def bench_shared_gpu(work: Path, project: Path, load: float) -> Row:
     ports = free_ports(2)
     out = compile_config(work, project, SHARED.format(load=load, port0=ports[0], port1=ports[1]))
     runner = Runner(out, {"PATH": SYSTEM_PATH, "HOME": str(work)})
@@ -190,16 +191,36 @@ def bench_shared_gpu(work: Path, project: Path, load: float) -> None:
         first_spawn = (work / "first.json").stat().st_mtime - t0
         first_ready = first_spawn + load
         second_spawn = (work / "second.json").stat().st_mtime - t0
-        print("(c) two instances on GPU 0 (mem_fraction_static 0.4 each), supervisord, seconds after `start`:")
-        print(f"    first : server started {first_spawn:5.2f}, ready ≈ {first_ready:5.2f} (after its {load} s load)")
-        print(f"    second: server started {second_spawn:5.2f}  → "
-              f"{'after the first was ready' if second_spawn >= first_ready else 'TOO EARLY'}")
-        log = (work / "logs" / "sglang-server-second.log").read_text()
-        print("    launch-second.sh says: " + " | ".join(line for line in log.splitlines()
-                                                      if line.startswith("launch-second:")))
-        print("    " + waited.stdout.strip().replace("\n", "\n    "))
+        if waited.returncode:
+            raise RuntimeError(waited.stdout + waited.stderr)
+        order = "after the first was ready" if second_spawn >= first_ready else "TOO EARLY"
+        return ("2 instances sharing GPU 0: second server starts", "after the first is ready",
+                f"{second_spawn:.2f} s (first ready ≈ {first_ready:.2f} s)", order)
     finally:
         runner.cleanup(work)
+
+
+def run(runs: int = 50, load: float = 3.0) -> list[Row]:
+    if shutil.which("supervisord", path=SYSTEM_PATH):
+        sys.exit(f"a supervisord on {SYSTEM_PATH}: the fallback mode cannot be measured here")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="sglangc-bench-") as tmp:
+        base = Path(tmp)
+        projects = {}
+        for mode, extras in (("supervisord", ("pyyaml", "supervisor")), ("fallback", ("pyyaml",))):
+            projects[mode] = base / f"project-{mode}"
+            standin.make_prefix(projects[mode] / ".pixi" / "envs" / "default", CATALOG, extra_packages=extras)
+        work = base / "hook"
+        work.mkdir()
+        rows += bench_entry_hook(work, projects["supervisord"], runs)
+        for mode in ("supervisord", "fallback"):
+            work = base / f"four-{mode}"
+            work.mkdir()
+            rows.append(bench_four(work, projects[mode], mode, load))
+        work = base / "shared"
+        work.mkdir()
+        rows.append(bench_shared_gpu(work, projects["supervisord"], min(load, 2.0)))
+    return rows
 
 
 def main() -> None:
@@ -207,26 +228,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--load", type=float, default=3.0, help="stand-in load time of each instance (s)")
     args = parser.parse_args()
-    if shutil.which("supervisord", path=SYSTEM_PATH):
-        sys.exit(f"a supervisord on {SYSTEM_PATH}: the fallback mode cannot be measured here")
-    with tempfile.TemporaryDirectory(prefix="sglangc-bench-") as tmp:
-        base = Path(tmp)
-        projects = {}
-        for mode, extras in (("supervisord", ("pyyaml", "supervisor")), ("fallback", ("pyyaml",))):
-            projects[mode] = base / f"project-{mode}"
-            standin.make_prefix(projects[mode] / ".pixi" / "envs" / "default", CATALOG, extra_packages=extras)
-        print(f"machine: {os.cpu_count()} CPUs, {sys.platform}, bash {subprocess.run(['bash', '-c', 'echo $BASH_VERSION'], capture_output=True, text=True).stdout.strip()}")
-        work = base / "hook"
-        work.mkdir()
-        bench_entry_hook(work, projects["supervisord"], args.runs)
-        print(f"(b) four independent instances, each ready after a {args.load} s load: start + wait (target ≤ 4.5 s)")
-        for mode in ("supervisord", "fallback"):
-            work = base / f"four-{mode}"
-            work.mkdir()
-            bench_four(work, projects[mode], mode, args.load)
-        work = base / "shared"
-        work.mkdir()
-        bench_shared_gpu(work, projects["supervisord"], min(args.load, 2.0))
+    for row in run(args.runs, args.load):
+        print(" | ".join(row))
 
 
 if __name__ == "__main__":
