@@ -193,3 +193,35 @@ def test_container_boots_installs_serves_restarts_and_stops(container) -> None:
     for artifact in app.iterdir():
         if artifact.is_file():
             assert KEY not in artifact.read_text(errors="replace")
+
+
+def test_readme_manual_workflow(container) -> None:
+    """README's "install and serve by hand" and "talking to the servers", command by command."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from readme import section
+
+    app, env, ports, root, runtime = container
+    project = env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]
+    manual = [line for line in section("Workflow 2") if not line.startswith("docker ")]
+    *serve, stop = manual
+    assert stop.endswith("check-and-run-sglang.sh stop")
+
+    def run(line: str) -> subprocess.CompletedProcess[str]:
+        line = line.replace("/soft/app/sglang", str(app)).replace("/hard/volume/workspace/sglang-pixi-offline", project)
+        line = line.replace("127.0.0.1:11982", f"127.0.0.1:{ports[0]}")
+        done = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
+        return done
+
+    outputs = [run(line).stdout for line in serve]
+    assert "RUNNING" in outputs[-1]
+    models, plain, tool, no_thinking = (json.loads(run(line).stdout) for line in section("Talking to the servers"))
+    assert models["data"][0]["id"] == "glm-4.7-flash"
+    assert plain["choices"][0]["message"].get("reasoning_content")
+    call = tool["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert call["name"] == "get_weather" and isinstance(json.loads(call["arguments"]), dict)
+    assert not no_thinking["choices"][0]["message"].get("reasoning_content")
+    run(stop)
+    assert _processes_of(str(root)) == []
