@@ -27,13 +27,12 @@ import tarfile
 import tempfile
 import time
 import typing as t
-from importlib import resources
 from pathlib import Path
 
 from sglangc.errors import SglangcError, UsageError
+from sglangc.pixitemplate import PLATFORM, Environment, Template, packaged_template
 
 KINDS = ("pixi-pack", "wheelhouse")
-PLATFORM = "linux-64"
 DEFAULT_RETRIES = 2
 TAIL_LINES = 15
 RETRY_DELAY_SECONDS = 2.0  # first retry waits this long, each later one twice as long (at most 30 s)
@@ -192,94 +191,6 @@ def _exclusive(path: Path, on_wait: t.Callable[[], None]) -> t.Iterator[None]:
         yield
 
 
-# --- the template --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Environment:
-    """One environment of the template, its features merged (default feature first, later features win)."""
-
-    name: str
-    conda: dict[str, t.Any]  # conda dependencies: name -> MatchSpec string or table
-    pypi: dict[str, t.Any]  # PyPI dependencies: name -> PEP 440 string or table
-    pypi_options: dict[str, t.Any]  # index-url, extra-index-urls, find-links (concatenated)
-
-
-@dataclasses.dataclass(frozen=True)
-class Template:
-    directory: Path | None  # None: the packaged template
-    text: str
-    manifest: dict[str, t.Any]
-
-    @classmethod
-    def load(cls, directory: Path | None) -> Template:
-        from sglangc.load import tomllib
-
-        if directory is None:
-            text = _packaged_template().joinpath("pixi.toml").read_text("utf-8")
-            where = "the packaged template"
-        else:
-            directory = Path(os.path.abspath(directory))
-            manifest_path = directory / "pixi.toml"
-            if not manifest_path.is_file():
-                raise UsageError(f"--template {directory}: no pixi.toml in it")
-            text = manifest_path.read_text("utf-8")
-            where = str(manifest_path)
-        try:
-            manifest = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"{where}: not valid TOML: {e}") from None
-        return cls(directory=directory, text=text, manifest=manifest)
-
-    @property
-    def where(self) -> str:
-        return str(self.directory / "pixi.toml") if self.directory else "the packaged template"
-
-    def environments(self) -> list[str]:
-        return sorted({"default", *self.manifest.get("environments", {})})
-
-    def environment(self, name: str) -> Environment:
-        m = self.manifest
-        envs = m.get("environments", {})
-        if name not in envs and name != "default":
-            raise UsageError(f"--environment {name!r}: {self.where} has {', '.join(self.environments())}")
-        spec = envs.get(name, [])
-        features, no_default = (spec, False) if isinstance(spec, list) else (
-            spec.get("features", []), bool(spec.get("no-default-feature", False)))
-        tables = [] if no_default else [m]
-        for feature in features:
-            if feature not in m.get("feature", {}):
-                raise UsageError(f"{self.where}: environment {name!r} names the unknown feature {feature!r}")
-            tables.append(m["feature"][feature])
-        platforms = [p if isinstance(p, str) else p.get("platform") for p in
-                     m.get("workspace", m.get("project", {})).get("platforms", [])]
-        if PLATFORM not in platforms:
-            raise UsageError(f"{self.where}: workspace.platforms must include {PLATFORM} (it has "
-                             f"{', '.join(map(str, platforms)) or 'none'})")
-        conda: dict[str, t.Any] = {}
-        pypi: dict[str, t.Any] = {}
-        options: dict[str, t.Any] = {}
-        _merge_options(options, m.get("workspace", m.get("project", {})).get("pypi-options", {}))
-        for table in tables:
-            for part in [table, *(table.get("target", {}).get(sel, {}) for sel in ("unix", "linux", PLATFORM))]:
-                conda.update(part.get("dependencies", {}))
-                pypi.update(part.get("pypi-dependencies", {}))
-                _merge_options(options, part.get("pypi-options", {}))
-        return Environment(name=name, conda=conda, pypi=pypi, pypi_options=options)
-
-
-def _packaged_template() -> t.Any:
-    return resources.files("sglangc.emit_templates").joinpath("pixi")
-
-
-def _merge_options(into: dict[str, t.Any], options: dict[str, t.Any]) -> None:
-    for key, value in options.items():
-        if isinstance(value, list):
-            into[key] = [*into.get(key, []), *value]
-        else:
-            into[key] = value
-
-
 def _copy_template(template: Template, dest: Path) -> None:
     """The template's files into `dest`, never its `.pixi/` (pixi's own state: environments, caches)."""
     if template.directory is not None:
@@ -296,7 +207,7 @@ def _copy_template(template: Template, dest: Path) -> None:
             else:
                 (to / child.name).write_bytes(child.read_bytes())
 
-    copy(_packaged_template(), dest)
+    copy(packaged_template(), dest)
 
 
 # --- pixi-pack ------------------------------------------------------------------------------------------------

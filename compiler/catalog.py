@@ -84,20 +84,16 @@ class FlagCheck:
 
 @functools.lru_cache(maxsize=1)
 def template_versions() -> dict[str, str]:
-    """The SGLang version each environment of the shipped Pixi template pins (`==X` on its sglang dependency)."""
-    from sglangc.load import tomllib
+    """The SGLang version each environment of the shipped Pixi template pins (`sglang = "==X"`)."""
+    from sglangc.pixitemplate import Template
 
-    text = resources.files("sglangc.emit_templates").joinpath("pixi/pixi.toml").read_text("utf-8")
-    manifest = tomllib.loads(text)
-    features = manifest.get("feature", {})
+    template = Template.load(None)
     versions = {}
-    for env, spec in manifest.get("environments", {}).items():
-        names = spec if isinstance(spec, list) else spec.get("features", [])
-        for feature in names:
-            pin = features.get(feature, {}).get("pypi-dependencies", {}).get("sglang")
-            pin = pin.get("version") if isinstance(pin, dict) else pin
-            if isinstance(pin, str) and pin.startswith("=="):
-                versions[env] = pin[2:]
+    for name in template.environments():
+        pin = template.environment(name).pypi.get("sglang")
+        pin = pin.get("version") if isinstance(pin, dict) else pin
+        if isinstance(pin, str) and pin.startswith("=="):
+            versions[name] = pin[2:]
     return versions
 
 

@@ -24,7 +24,7 @@ def markdown(schema_text: str) -> str:
             continue
         if section == "instances":
             item = sub["additionalProperties"]
-            out += [f"## [instances.<name>]", "", sub["description"], ""]
+            out += ["## [instances.<name>]", "", sub["description"], ""]
             out += _table(item["properties"], item.get("required", []), "")
         else:
             out += [f"## [{section}]", "", sub["description"], ""]

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import typing as t
-from pathlib import Path
 
 import pytest
 
