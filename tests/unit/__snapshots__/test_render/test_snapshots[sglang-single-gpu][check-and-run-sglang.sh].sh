@@ -138,21 +138,22 @@ log_tail() {
   done < <(tail -n "$2" "${logs[$1]}")
 }
 
-# The status code of HTTP GET host:port/path (bash /dev/tcp: curl may be missing); reads the whole answer.
+# The status code of HTTP GET host:port/path, or nothing; $4: seconds to wait for each line (default 30).
+# bash /dev/tcp, because curl may be missing; reads the whole answer before closing, so servers log no broken pipe.
 http_status() {
   local line status=""
   exec 3<>"/dev/tcp/$1/$2" || return 1
   printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$3" "$1" >&3
-  if IFS= read -r -t 5 line <&3; then
+  if IFS= read -r -t "${4:-30}" line <&3; then
     status=${line#* }
     status=${status%% *}
-    while IFS= read -r -t 5 _ <&3; do :; done
+    while IFS= read -r -t "${4:-30}" _ <&3; do :; done
   fi
   exec 3<&-
   printf '%s' "$status"
 }
 
-ready() { [ "$(http_status "${hosts[$1]}" "${ports[$1]}" /health 2>/dev/null)" = 200 ]; }
+ready() { [ "$(http_status "${hosts[$1]}" "${ports[$1]}" /health 5 2>/dev/null)" = 200 ]; }
 
 # Whether a process is alive (a zombie counts as gone).
 alive() {
