@@ -79,11 +79,12 @@ def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Dep
         sglang_version=data.get("sglang_version") or default_sglang_version(master.pixi_environment),
         master=master,
         bundle=Bundle(**data.get("bundle", {})),
-        instances=tuple(_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
+        instances=tuple(build_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
     )
 
 
-def _instance(name: str, raw: dict[str, t.Any]) -> Instance:
+def build_instance(name: str, raw: dict[str, t.Any]) -> Instance:
+    """One instance from its schema-clean table."""
     fields = dict(raw)
     gpu_ids = fields.pop("gpu_ids", None)
     return Instance(

@@ -39,6 +39,7 @@ def check(path: str | Path) -> Checked:
         return Checked(name, None, tuple(e.findings))
     findings = validate(doc.data, name)
     if findings:
+        findings += _clean_instances(doc.data, findings, name)
         return Checked(name, None, tuple(sort_findings(findings)))
     dep = build(doc, default_version)
     catalog = load_catalog(dep.sglang_version)
@@ -50,6 +51,29 @@ def check(path: str | Path) -> Checked:
     plan, findings = resolve(dep, catalog)
     errors = any(f.severity == "error" for f in findings)
     return Checked(name, None if errors else plan, tuple(sort_findings(findings)))
+
+
+def _clean_instances(data: dict[str, t.Any], shape: list[Finding], name: str) -> list[Finding]:
+    """With shape errors elsewhere, the findings of each instance whose own table is clean, so that one run
+    reports as much as it can. Cross-instance checks (GPUs, ports, depends_on) wait for a clean config."""
+    from sglangc.catalog import default_version, load_catalog
+    from sglangc.model import build_instance
+    from sglangc.resolve import check_instance
+
+    instances, version, master = data.get("instances"), data.get("sglang_version"), data.get("master")
+    environment = master.get("pixi_environment") if isinstance(master, dict) else None
+    if version is None:
+        version = default_version(environment if isinstance(environment, str) else "default")
+    catalog = load_catalog(version) if isinstance(version, str) else None
+    if catalog is None or not isinstance(instances, dict):
+        return []
+    findings = []
+    for instance, raw in sorted(instances.items()):
+        prefix = key_path("instances", instance)
+        if isinstance(raw, dict) and not any(f.key == prefix or f.key.startswith((f"{prefix}.", f"{prefix}["))
+                                             for f in shape):
+            findings += check_instance(build_instance(instance, raw), catalog, name)[1]
+    return findings
 
 
 @dataclasses.dataclass(frozen=True)

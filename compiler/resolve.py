@@ -54,21 +54,11 @@ class Plan:
 
 
 def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
-    cfg = dep.source
     findings: list[Finding] = []
-    flags = {i.name: check_server_args(i, catalog, cfg) for i in dep.instances}
+    flags = {}
     for inst in dep.instances:
-        findings += flags[inst.name].findings
-        findings += check_parsers(inst, catalog, cfg)
-        findings += _check_env(inst, cfg)
-        for field in ("model_path", "served_model_name", "host"):
-            if (getattr(inst, field) or "").startswith("-"):
-                findings.append(Finding(cfg, key_path("instances", inst.name, field), (
-                    f"{show(getattr(inst, field))} starts with '-': SGLang's argument parser would take it for a flag")))
-        if inst.enable and inst.host in ANY_HOSTS and not inst.api_key_env:
-            findings.append(Finding(cfg, key_path("instances", inst.name, "host"), (
-                f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "
-                "anyone who reaches the port can use the server"), "warning"))
+        flags[inst.name], own = check_instance(inst, catalog, dep.source)
+        findings += own
 
     gpus = _allocate_gpus(dep, flags, findings)
     ports = _allocate_ports(dep, findings)
@@ -102,6 +92,21 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
         for i in dep.instances
     )
     return Plan(deployment=dep, units=units), findings
+
+
+def check_instance(inst: Instance, catalog: Catalog, cfg: str) -> tuple[FlagCheck, list[Finding]]:
+    """What can be checked of one instance on its own: SGLang flags, parsers, env, values SGLang would misread."""
+    flags = check_server_args(inst, catalog, cfg)
+    findings = [*flags.findings, *check_parsers(inst, catalog, cfg), *_check_env(inst, cfg)]
+    for field in ("model_path", "served_model_name", "host"):
+        if (getattr(inst, field) or "").startswith("-"):
+            findings.append(Finding(cfg, key_path("instances", inst.name, field), (
+                f"{show(getattr(inst, field))} starts with '-': SGLang's argument parser would take it for a flag")))
+    if inst.enable and inst.host in ANY_HOSTS and not inst.api_key_env:
+        findings.append(Finding(cfg, key_path("instances", inst.name, "host"), (
+            f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "
+            "anyone who reaches the port can use the server"), "warning"))
+    return flags, findings
 
 
 def secret_file(dep: Deployment, name: str) -> str:
