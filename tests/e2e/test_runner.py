@@ -364,3 +364,17 @@ def test_supervisord_from_env(deploy):
         done = dep.runner("status", env={**dep.env, "AUTO_INFER_SGLANG_SUPERVISORD": bad})
         assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
         assert "AUTO_INFER_SGLANG_SUPERVISORD=" in done.stderr
+
+
+def test_stop_after_supervisord_was_killed(deploy):
+    """kill -9 of supervisord leaves its servers running; `stop` still finds them (pid files) and ends them."""
+    d = one(deploy, "supervisord")
+    d.run_ok("start")
+    d.run_ok("wait", "--timeout", "30")
+    server = d.record("x")["pid"]
+    supervisord = int((d.run_dir / "supervisord.pid").read_text())
+    os.kill(supervisord, signal.SIGKILL)
+    wait_for(lambda: proc_state(supervisord) is None, 10, "supervisord to die")
+    assert proc_state(server), "the server outlives a killed supervisord"
+    d.run_ok("stop", timeout=60)
+    wait_for(lambda: not group_members(server), 10, "the server's process group to be gone")

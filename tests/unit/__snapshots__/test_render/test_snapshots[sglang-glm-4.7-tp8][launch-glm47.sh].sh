@@ -132,5 +132,11 @@ secret=/run/sglangc/secrets/glm47.yaml
 ) || die 18 "cannot write the API key file in $runtime_dir/secrets"
 unset api_key
 
+# The server keeps this pid (exec) and leads its own process group: with the pid on file, `stop` can end it
+# even when supervisord is gone (killed) or was never used.
+pid_file=/run/sglangc/pids/glm47.pid
+(umask 077 && mkdir -p -- "${pid_file%/*}" && printf '%s\n' "$$" >"$pid_file") ||
+  die 18 "cannot write the pid file $pid_file"
+
 say "starting SGLang on $host:$port with GPUs $CUDA_VISIBLE_DEVICES"
 exec "$PREFIX/bin/python" -m sglang.launch_server --model-path /llm-models/GLM-4.7 --served-model-name glm-4.7 --host 0.0.0.0 --port 30000 --tp-size 8 --dp-size 1 --reasoning-parser glm45 --tool-call-parser glm47 --trust-remote-code --mem-fraction-static 0.8 --config /run/sglangc/secrets/glm47.yaml --speculative-algorithm EAGLE --speculative-eagle-topk 1 --speculative-num-draft-tokens 4 --speculative-num-steps 3

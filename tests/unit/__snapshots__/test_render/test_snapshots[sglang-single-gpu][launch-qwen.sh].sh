@@ -116,5 +116,11 @@ export HF_HUB_OFFLINE=1
 export PYTHONUNBUFFERED=1
 
 
+# The server keeps this pid (exec) and leads its own process group: with the pid on file, `stop` can end it
+# even when supervisord is gone (killed) or was never used.
+pid_file=/run/sglangc/pids/qwen.pid
+(umask 077 && mkdir -p -- "${pid_file%/*}" && printf '%s\n' "$$" >"$pid_file") ||
+  die 18 "cannot write the pid file $pid_file"
+
 say "starting SGLang on $host:$port with GPUs $CUDA_VISIBLE_DEVICES"
 exec "$PREFIX/bin/python" -m sglang.launch_server --model-path /llm-models/Qwen2.5-7B-Instruct --served-model-name qwen2.5-7b-instruct --host 127.0.0.1 --port 30000 --tp-size 1 --dp-size 1 --mem-fraction-static 0.85 --context-length 32768 --enable-metrics
