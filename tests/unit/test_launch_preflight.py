@@ -129,7 +129,9 @@ def test_term_while_waiting_ends_at_once_and_leaves_nothing(box) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)  # well into its wait for `dep`, which never comes up
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=5) == 143
+    _out, err = proc.communicate(timeout=5)
+    assert proc.returncode == 143
+    assert "waiting for dep" in err
     time.sleep(0.3)
     left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == proc.pid]
     assert left == []
