@@ -1,4 +1,5 @@
-"""The front end as one call per command: load → validate → model → catalog → resolve."""
+"""One call per command: `check` (load → validate → model → catalog → resolve) and `compile_config`
+(check → render → lint → write)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from sglangc.load import load
 from sglangc.validate import validate
 
 if t.TYPE_CHECKING:
+    from sglangc.render import Artifact
     from sglangc.resolve import Plan
+    from sglangc.write import Changes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +81,12 @@ def _clean_instances(data: dict[str, t.Any], shape: list[Finding], name: str) ->
 
 @dataclasses.dataclass(frozen=True)
 class Compiled:
+    """A compiled config: what was checked, and (when it had no errors) the artifacts and what changed in DIR."""
+
     checked: Checked
     out_dir: Path
-    artifacts: tuple[t.Any, ...] = ()
-    changes: t.Any = None
+    artifacts: tuple[Artifact, ...] = ()
+    changes: Changes | None = None
 
 
 def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = False) -> Compiled:
