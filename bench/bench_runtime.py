@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Runtime benchmarks of the compiled bash artifacts (issue 3, Performance), against the SGLang stand-in.
+"""Runtime benchmarks of the compiled bash artifacts, against the SGLang stand-in.
 
     python bench/bench_runtime.py [--runs 50] [--load 3]
 

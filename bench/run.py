@@ -57,8 +57,8 @@ def main() -> None:
         doc = ROOT / "docs" / "benchmarks.md"
         doc.write_text(
             "# Benchmarks\n\n"
-            "Produced by `python bench/run.py --write` (every benchmark of the project, one table). Targets come from\n"
-            "the project's issues; ratios compare figures measured in the same run, since these machines are noisy.\n\n"
+            "Produced by `python bench/run.py --write` (every benchmark of the project, one table). Targets are the\n"
+            "project's performance goals; ratios compare figures measured in the same run, since these machines are noisy.\n\n"
             f"Machine: {env}.  \nCommit: {commit or 'unknown'}; the run took {time.time() - started:.0f} s.\n\n"
             f"{out}\n" + NOTES
         )

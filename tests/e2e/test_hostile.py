@@ -1,4 +1,4 @@
-"""Hostile strings (issue 3 item 10) reach SGLang's argv and environment byte for byte and are never executed:
+"""Hostile strings reach SGLang's argv and environment byte for byte and are never executed:
 through `launch-<name>.sh --dry-run` and through a real start (with supervisord and without)."""
 
 from __future__ import annotations
