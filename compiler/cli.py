@@ -13,7 +13,7 @@ import click
 
 from sglangc import __version__
 
-OUTCOME_OK, OUTCOME_FINDINGS, OUTCOME_USAGE = 0, 1, 2
+OUTCOME_OK, OUTCOME_FINDINGS = 0, 1  # usage errors exit 2 through click
 INTERNAL_ERROR = 70
 
 

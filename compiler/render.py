@@ -13,9 +13,8 @@ import jinja2
 
 from sglangc import __version__
 from sglangc.errors import InternalError, is_forbidden_char
-from sglangc.resolve import LaunchUnit, Plan, secret_file
+from sglangc.resolve import WILDCARD_PROBE, LaunchUnit, Plan, secret_file
 
-ANY_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 PROGRAM_PREFIX = "sglang-"
 GROUP = "sglang"
 SOCKET = "supervisor.sock"
@@ -174,7 +173,7 @@ def _unit(plan: Plan, layout: Layout, u: LaunchUnit, by_name: dict[str, LaunchUn
 
 def probe_host(host: str) -> str:
     """The address to probe a server on: a wildcard bind is reached over loopback."""
-    return ANY_HOSTS.get(host, host)
+    return WILDCARD_PROBE.get(host, host)
 
 
 def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:

@@ -13,7 +13,9 @@ from sglangc.errors import Finding, key_path, show
 from sglangc.model import Deployment, Instance
 
 SHARED_GPU_MEMORY = 0.9
-ANY_HOSTS = frozenset({"0.0.0.0", "::", ""})
+# Wildcard binds, and the loopback address a probe reaches each of them on.
+WILDCARD_PROBE = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+ANY_HOSTS = frozenset(WILDCARD_PROBE)
 _SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
 _OWNED_ENV = {"CUDA_VISIBLE_DEVICES": "gpu_ids"}
 
