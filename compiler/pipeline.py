@@ -87,6 +87,7 @@ class Compiled:
     out_dir: Path
     artifacts: tuple[Artifact, ...] = ()
     changes: Changes | None = None
+    skipped_checks: tuple[str, ...] = ()  # lint checks that could not run here, one line each
 
 
 def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = False) -> Compiled:
@@ -95,7 +96,7 @@ def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = 
 
     from sglangc.errors import UsageError, is_forbidden_char
     from sglangc.lint import lint
-    from sglangc.render import render
+    from sglangc.render import render, render_conf
     from sglangc.write import plan_changes, write
 
     target = Path(out_dir).absolute()
@@ -106,14 +107,13 @@ def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = 
     if checked.plan is None:
         return Compiled(checked, target)
     artifacts = render(checked.plan, text)
-    master = checked.plan.deployment.master
     with tempfile.TemporaryDirectory(prefix="sglangc-lint-") as scratch:
         # supervisor's parser wants the log and pid directories to exist: recreate the real paths under a
         # scratch root, so that their characters (`%`, spaces, …) meet the parser as they will at boot.
-        run, logs = Path(scratch + master.runtime_dir), Path(scratch + master.log_dir)
-        (run / "supervisor").mkdir(parents=True, exist_ok=True)
-        logs.mkdir(parents=True, exist_ok=True)
-        lint_view = render(checked.plan, text, runtime_dir=str(run), log_dir=str(logs))
-        lint(artifacts, next(a.text for a in lint_view if a.relpath == "supervisord.conf"))
+        relocated = checked.plan.relocated(scratch)
+        master = relocated.deployment.master
+        Path(master.runtime_dir, "supervisor").mkdir(parents=True, exist_ok=True)
+        Path(master.log_dir).mkdir(parents=True, exist_ok=True)
+        skipped = lint(artifacts, render_conf(relocated, text))
     changes = plan_changes(artifacts, target) if check_only else write(artifacts, target)
-    return Compiled(checked, target, artifacts, changes)
+    return Compiled(checked, target, artifacts, changes, tuple(skipped))

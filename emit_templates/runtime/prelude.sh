@@ -1,0 +1,117 @@
+# shellcheck shell=bash
+# sglangc runtime prelude: messages, on/off gates, $PREFIX, /proc parsing and an HTTP probe.
+#
+# Sourced first by every generated bash script of a deployment (launch-<name>.sh, check-and-run-sglang.sh,
+# install-sglang-offline.sh). The sourcing script sets `me` (the name its messages start with) and, for
+# resolve_prefix, `default_project_dir` and `default_environment` (compiled from the config). Nothing here
+# runs on its own: it only defines functions.
+
+# Messages: `say` on stdout, `warn` and `die` on stderr; `die CODE MESSAGE...` exits with CODE.
+died=0
+say() { printf '%s: %s\n' "$me" "$*"; }
+warn() { printf '%s: warning: %s\n' "$me" "$*" >&2; }
+die() {
+  local code=$1
+  shift
+  died=1
+  printf '%s: error: %s\n' "$me" "$*" >&2
+  exit "$code"
+}
+
+# Gates: `on` for 1/true/yes/on, `off` for 0/false/no/off (any case); anything else is neither.
+on() {
+  case ${1-} in
+    1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss] | [Oo][Nn]) return 0 ;;
+  esac
+  return 1
+}
+off() {
+  case ${1-} in
+    0 | [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff]) return 0 ;;
+  esac
+  return 1
+}
+
+# The installed environment: PREFIX=<project dir>/.pixi/envs/<environment>, from the AUTO_INFER_SGLANG_*
+# variables, else the compiled defaults. Sets project_dir, environment and PREFIX.
+resolve_prefix() {
+  project_dir=${AUTO_INFER_SGLANG_PIXI_PROJECT_DIR:-$default_project_dir}
+  environment=${AUTO_INFER_SGLANG_PIXI_ENVIRONMENT:-$default_environment}
+  PREFIX="$project_dir/.pixi/envs/$environment"
+}
+
+# Microseconds since the epoch (EPOCHREALTIME, bash >= 5; its radix character may be a comma).
+now_us() {
+  if [ -n "${EPOCHREALTIME-}" ]; then
+    printf '%s' "${EPOCHREALTIME//[!0-9]/}"
+  else
+    date +%s%6N
+  fi
+}
+
+# The state letter of process $1 (R, S, Z, …) in proc_state, its parent in proc_ppid and its process group
+# in proc_pgrp; fails when there is no such process.
+proc_state="" proc_ppid="" proc_pgrp=""
+proc_stat() {
+  local stat
+  proc_state="" proc_ppid="" proc_pgrp=""
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
+  read -r proc_state proc_ppid proc_pgrp _ <<<"${stat##*) }"
+}
+
+# Whether process $1 is alive (a zombie counts as gone).
+alive() {
+  [ -n "$1" ] && proc_stat "$1" && [ "$proc_state" != Z ] && [ "$proc_state" != X ]
+}
+
+# The command line of process $1 as the array proc_argv; fails when it cannot be read.
+proc_argv=()
+proc_cmdline() {
+  proc_argv=()
+  mapfile -d '' -t proc_argv 2>/dev/null <"/proc/$1/cmdline"
+}
+
+# Whether process group $1 still has a live (non-zombie) member.
+group_alive() {
+  local f pid
+  kill -0 -- "-$1" 2>/dev/null || return 1
+  for f in /proc/[0-9]*/stat; do
+    pid=${f#/proc/}
+    pid=${pid%/stat}
+    if proc_stat "$pid" && [ "$proc_pgrp" = "$1" ] && [ "$proc_state" != Z ] && [ "$proc_state" != X ]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Whether TCP port $1 has a listener on any address (from /proc: works without ss or netstat).
+port_listening() {
+  local hex f _sl local_address _remote state
+  printf -v hex '%04X' "$1"
+  for f in /proc/net/tcp /proc/net/tcp6; do
+    [ -r "$f" ] || continue
+    while read -r _sl local_address _remote state _; do
+      if [ "$state" = 0A ] && [ "${local_address##*:}" = "$hex" ]; then
+        return 0
+      fi
+    done <"$f"
+  done
+  return 1
+}
+
+# The status code of HTTP GET $1:$2$3, or nothing; $4: seconds to wait for each line (default 30).
+# bash /dev/tcp, because curl may be missing; reads the whole answer before closing, so servers log no
+# broken pipe.
+http_status() {
+  local line status=""
+  exec 3<>"/dev/tcp/$1/$2" || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$3" "$1" >&3
+  if IFS= read -r -t "${4:-30}" line <&3; then
+    status=${line#* }
+    status=${status%% *}
+    while IFS= read -r -t "${4:-30}" _ <&3; do :; done
+  fi
+  exec 3<&-
+  printf '%s' "$status"
+}

@@ -1,0 +1,637 @@
+# shellcheck shell=bash
+# sglangc runtime: the body of check-and-run-sglang.sh, which starts, stops and watches the SGLang instances of
+# one deployment.
+#
+# Uses supervisord when one is found (AUTO_INFER_SGLANG_SUPERVISORD, then $PREFIX/bin/supervisord, then PATH),
+# plain background processes (one session each, with a pid file) otherwise. Run it with --help for the
+# commands.
+#
+# The generated check-and-run-sglang.sh sets these, then sources lib/prelude.sh and this file:
+#   me config conf             the message prefix, the config it was compiled from, its supervisord.conf
+#   runtime_dir log_dir        where sockets, pid and key files live; where the logs go
+#   default_project_dir,       where the environment lives, unless AUTO_INFER_SGLANG_PIXI_PROJECT_DIR /
+#   default_environment        AUTO_INFER_SGLANG_PIXI_ENVIRONMENT report otherwise
+#   group master_enable        the supervisord group; whether supervisord starts the instances by itself
+#   ready_timeout stop_timeout seconds `wait` waits by default; seconds a server has to stop
+#   settle_seconds             how long supervisord may take to call a start RUNNING or FATAL
+#   units                      the enabled instances in start order, ten words each (see `fields` below)
+
+resolve_prefix
+
+# One array per field of `units`, indexed by instance: name, supervisord program, launch script, probe
+# address, port, log file, pid file, API key file ('' when none), the variable holding the key ('' when none)
+# and the instances its launch script waits for (space-separated).
+fields=10
+names=() programs=() launches=() hosts=() ports=() logs=() pid_files=() secrets=() key_envs=() deps=()
+for ((i = 0; i < ${#units[@]}; i += fields)); do
+  names+=("${units[i]}") programs+=("${units[i + 1]}") launches+=("${units[i + 2]}") hosts+=("${units[i + 3]}")
+  ports+=("${units[i + 4]}") logs+=("${units[i + 5]}") pid_files+=("${units[i + 6]}") secrets+=("${units[i + 7]}")
+  key_envs+=("${units[i + 8]}") deps+=("${units[i + 9]}")
+done
+count=${#names[@]}
+
+usage() {
+  printf '%s\n' \
+    "usage: $me COMMAND [ARGS]" \
+    "" \
+    "  start [NAME...]               start the instances (default: all enabled ones); starts supervisord first" \
+    "                                when it is not running (which then starts every enabled instance itself" \
+    "                                unless master.enable is false)" \
+    "  stop [NAME...]                stop the instances; with no NAME also supervisord, so nothing is left" \
+    "  restart [NAME...]             stop, then start (with no NAME supervisord too: picks up a changed environment)" \
+    "  status                        one line per instance: state and readiness; exit 0 when all are RUNNING, else 3" \
+    "  wait [--timeout S] [NAME...]  wait until the instances answer /health (default timeout ${ready_timeout} s);" \
+    "                                exit 0 when all are ready, else 1" \
+    "  logs NAME [-f]                the last 200 lines of an instance's log (-f: follow it)" \
+    "" \
+    "instances: ${names[*]:-(none enabled)}" \
+    "config: $config" \
+    "supervisord: \$AUTO_INFER_SGLANG_SUPERVISORD, else $PREFIX/bin/supervisord, else PATH;" \
+    "  none found: plain background processes with pid files in $runtime_dir/pids" \
+    "exit codes: 0 done, 1 failed, 2 usage, 3 (status) not all running"
+}
+
+# A line of the report on stdout (messages about the run go through report, warn and die).
+report() { printf '%s\n' "$*"; }
+
+# picked: the indices of the named instances (all when none is named), in start order; unknown name: exit 2.
+picked=()
+all_picked=1
+pick() {
+  local want i found
+  picked=()
+  all_picked=1
+  [ "$#" -gt 0 ] || { picked=("${!names[@]}"); return 0; }
+  all_picked=0
+  for want in "$@"; do
+    found=0
+    for i in "${!names[@]}"; do
+      [ "${names[$i]}" != "$want" ] || found=1
+    done
+    [ "$found" = 1 ] || die 2 "unknown instance '$want' (instances: ${names[*]:-none enabled})"
+  done
+  for i in "${!names[@]}"; do
+    for want in "$@"; do
+      if [ "${names[$i]}" = "$want" ]; then
+        picked+=("$i")
+        break
+      fi
+    done
+  done
+}
+
+# Replace every API key this environment holds with <redacted> (SGLang logs its arguments, key included),
+# also in the form Python's repr() gives it there (backslashes doubled; ' escaped when " is in it too).
+redacted=""
+redact() {
+  local line=$1 k key form
+  for k in "${key_envs[@]}"; do
+    if [ -z "$k" ] || [ -z "${!k:-}" ]; then
+      continue
+    fi
+    key=${!k}
+    line=${line//"$key"/<redacted>}
+    form=${key//\\/\\\\}
+    line=${line//"$form"/<redacted>}
+    form=${form//\'/\\\'}
+    line=${line//"$form"/<redacted>}
+  done
+  redacted=$line
+}
+
+# Print the last N lines of instance i's log, indented, keys redacted.
+log_tail() {
+  local line
+  [ -f "${logs[$1]}" ] || { report "    (no log at ${logs[$1]})"; return 0; }
+  report "    --- last $2 lines of ${logs[$1]} ---"
+  while IFS= read -r line || [ -n "$line" ]; do
+    redact "$line"
+    printf '    %s\n' "$redacted"
+  done < <(tail -n "$2" "${logs[$1]}")
+}
+
+ready() { [ "$(http_status "${hosts[$1]}" "${ports[$1]}" /health 5 2>/dev/null)" = 200 ]; }
+
+# Whether pid $1 runs instance $2: its launch script, or the SGLang server it became.
+ours() {
+  local w
+  proc_cmdline "$1" || return 1
+  for w in "${proc_argv[@]}"; do
+    if [ "$w" = "${launches[$2]}" ] || [ "$w" = sglang.launch_server ]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+ensure_dirs() {
+  local i
+  mkdir -p "$runtime_dir/pids" "$runtime_dir/secrets" "$runtime_dir/supervisor" ||
+    die 1 "cannot create the runtime directory $runtime_dir"
+  chmod 0700 "$runtime_dir" "$runtime_dir/pids" "$runtime_dir/secrets" "$runtime_dir/supervisor"
+  [ -d "$log_dir" ] || mkdir -p "$log_dir" || die 1 "cannot create the log directory $log_dir"
+  for i in "${!names[@]}"; do
+    : >>"${logs[$i]}" || die 1 "cannot write the log file ${logs[$i]}"
+    chmod 0600 "${logs[$i]}"
+  done
+}
+
+remove_secrets() {
+  local i
+  for i in "${picked[@]}"; do
+    [ -z "${secrets[$i]}" ] || rm -f -- "${secrets[$i]}"
+  done
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# supervisord mode
+
+supervisord=""
+supervisorctl=""
+find_supervisord() {
+  local candidate=${AUTO_INFER_SGLANG_SUPERVISORD:-}
+  if [ -n "$candidate" ]; then
+    if [[ $candidate != */* ]]; then
+      candidate=$(type -P "$candidate") || die 1 "AUTO_INFER_SGLANG_SUPERVISORD=${AUTO_INFER_SGLANG_SUPERVISORD} is not on PATH"
+    fi
+    if [ ! -f "$candidate" ] || [ ! -x "$candidate" ]; then
+      die 1 "AUTO_INFER_SGLANG_SUPERVISORD=$candidate is not an executable file"
+    fi
+  elif [ -x "$PREFIX/bin/supervisord" ]; then
+    candidate=$PREFIX/bin/supervisord
+  else
+    candidate=$(type -P supervisord) || return 0
+  fi
+  supervisord=$candidate
+  supervisorctl=${candidate%/*}/supervisorctl
+  if [ ! -x "$supervisorctl" ]; then
+    supervisorctl=$(type -P supervisorctl) || die 1 "found $supervisord but no supervisorctl beside it or on PATH"
+  fi
+}
+
+ctl() { "$supervisorctl" -c "$conf" "$@"; }
+
+# supervisorctl status: 0 or 3 when supervisord answers, 4 when it cannot be reached.
+sv_up() {
+  local rc=0
+  ctl status >/dev/null 2>&1 || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 3 ]
+}
+
+sv_targets() {
+  local i
+  targets=()
+  if [ "$all_picked" = 1 ]; then
+    targets=("$group:*")
+  else
+    for i in "${picked[@]}"; do
+      targets+=("$group:${programs[$i]}")
+    done
+  fi
+}
+
+sv_launch_daemon() {
+  local deadline=$((SECONDS + 30))
+  report "starting supervisord: $supervisord -c $conf"
+  # A socket or pid file left by a killed supervisord does not stop it: it unlinks a stale socket itself.
+  if ! "$supervisord" -c "$conf" </dev/null; then
+    sv_up || die 1 "supervisord failed to start; see $runtime_dir/supervisord.log"
+    return 0 # another start was quicker
+  fi
+  until sv_up; do
+    [ "$SECONDS" -lt "$deadline" ] || die 1 "supervisord does not answer on its socket; see $runtime_dir/supervisord.log"
+    sleep 0.1
+  done
+}
+
+sv_start() {
+  local rc=0
+  ensure_dirs
+  if ! sv_up; then
+    sv_launch_daemon
+    if [ "$all_picked" = 0 ] && [ "$master_enable" = true ]; then
+      report "note: supervisord starts every enabled instance by itself (autostart: master.enable is true)"
+    fi
+  fi
+  sv_targets
+  # One call for all: supervisorctl waits start_seconds per call, not per program.
+  # (A program that is already running gives "ERROR (already started)" and exit status 0.)
+  ctl start "${targets[@]}" || rc=$?
+  sv_settle || rc=1
+  if [ "$rc" != 0 ]; then
+    warn "not every instance started; see: $0 status, $0 logs NAME"
+    return 1
+  fi
+  local list="" i
+  for i in "${picked[@]}"; do list+=" ${names[$i]}"; done
+  report "running under supervisord:$list (readiness: $0 wait)"
+}
+
+# Programs that supervisord started by itself (autostart) are not waited for by supervisorctl start: wait
+# until each is RUNNING (up for start_seconds) or has failed, as supervisorctl start does for the others.
+sv_settle() {
+  local deadline=$((SECONDS + settle_seconds)) i state busy rc=0
+  while :; do
+    sv_query || die 1 "supervisord stopped answering; see $runtime_dir/supervisord.log"
+    busy=0
+    for i in "${picked[@]}"; do
+      case ${sv_state[${programs[$i]}]:-UNKNOWN} in
+        STARTING | BACKOFF) busy=1 ;;
+      esac
+    done
+    if [ "$busy" = 0 ] || [ "$SECONDS" -ge "$deadline" ]; then
+      break
+    fi
+    sleep 0.2
+  done
+  for i in "${picked[@]}"; do
+    state=${sv_state[${programs[$i]}]:-UNKNOWN}
+    case $state in
+      RUNNING) ;;
+      STARTING | BACKOFF) report "${names[$i]}: still $state after ${settle_seconds} s" ;;
+      *)
+        sv_last_exit "${programs[$i]}"
+        report "${names[$i]}: failed to start ($state: ${sv_desc[${programs[$i]}]:-}${last_exit:+; last exit: $last_exit}) -- see: $0 logs ${names[$i]}"
+        rc=1
+        ;;
+    esac
+  done
+  return "$rc"
+}
+
+sv_pid() {
+  local pid=""
+  read -r pid 2>/dev/null <"$runtime_dir/supervisord.pid" || true
+  printf '%s' "$pid"
+}
+
+sv_stop() {
+  local rc=0 pid deadline
+  if ! sv_up; then
+    report "supervisord is not running"
+    return 0
+  fi
+  sv_targets
+  ctl stop "${targets[@]}" || rc=$?
+  if [ "$all_picked" = 1 ]; then
+    pid=$(sv_pid)
+    ctl shutdown || rc=$?
+    deadline=$((SECONDS + stop_timeout + 30))
+    while alive "$pid"; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        warn "supervisord (pid $pid) did not exit"
+        return 1
+      fi
+      sleep 0.1
+    done
+  fi
+  return "$rc"
+}
+
+# sv_state/sv_desc per program from one supervisorctl status call; fails when supervisord cannot be reached.
+declare -A sv_state=() sv_desc=()
+sv_query() {
+  local out line pname pstate pdesc rc=0
+  sv_state=()
+  sv_desc=()
+  out=$(ctl status "$group:*" 2>&1) || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 3 ] || return 1
+  while IFS= read -r line; do
+    read -r pname pstate pdesc <<<"$line" || true
+    [ -n "$pname" ] || continue
+    sv_state[${pname#"$group":}]=$pstate
+    sv_desc[${pname#"$group":}]=$pdesc
+  done <<<"$out"
+}
+
+unknown_program="the running supervisord does not know it (compiled again since it started? see: $0 restart)"
+
+# last_exit: how supervisord last saw a program end, e.g. "exit status 13; not expected" ('' when never).
+last_exit=""
+sv_last_exit() {
+  local line=""
+  last_exit=""
+  [ -r "$runtime_dir/supervisord.log" ] || return 0
+  line=$(grep -o "exited: $1 ([^)]*)" "$runtime_dir/supervisord.log" | tail -n 1) || true
+  line=${line#*\(}
+  last_exit=${line%\)}
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# fallback mode: each launch script in its own session, pid in pid_files[i] (the pid is also the group id)
+
+fb_pid=""
+# Whether instance $1 runs (per its pid file): sets fb_pid ('' without a usable pid file).
+fb_running() {
+  fb_pid=""
+  read -r fb_pid 2>/dev/null <"${pid_files[$1]}" || true
+  case $fb_pid in
+    "" | *[!0-9]* | 0 | 1)
+      fb_pid="" # never signal -0 or -1: that would reach every process
+      return 1
+      ;;
+  esac
+  alive "$fb_pid" && ours "$fb_pid" "$1"
+}
+
+fb_start() {
+  local i pid rc=0
+  local -a started=() started_pids=()
+  ensure_dirs
+  for i in "${picked[@]}"; do
+    if fb_running "$i"; then
+      report "${names[$i]}: already running (pid $fb_pid)"
+      continue
+    fi
+    if command -v setsid >/dev/null 2>&1; then
+      setsid "${launches[$i]}" </dev/null >>"${logs[$i]}" 2>&1 &
+      pid=$!
+    else
+      set -m
+      "${launches[$i]}" </dev/null >>"${logs[$i]}" 2>&1 &
+      pid=$!
+      set +m
+    fi
+    printf '%s\n' "$pid" >"${pid_files[$i]}"
+    report "${names[$i]}: started (pid $pid, log ${logs[$i]})"
+    started+=("$i")
+    started_pids+=("$pid")
+  done
+  [ "${started[*]}" ] || return 0
+  # The preflight checks of a launch script take well under a second: report those that failed at once.
+  sleep 0.5
+  for i in "${!started[@]}"; do
+    pid=${started_pids[$i]}
+    alive "$pid" && continue
+    local status=0
+    wait "$pid" || status=$?
+    printf '%s: launch-%s.sh exited with status %s\n' "$me" "${names[${started[$i]}]}" "$status" >>"${logs[${started[$i]}]}"
+    report "${names[${started[$i]}]}: failed at once (exit status $status)"
+    log_tail "${started[$i]}" 20
+    rc=1
+  done
+  return "$rc"
+}
+
+fb_stop() {
+  local i pid deadline rc=0
+  local -a pending=() groups=()
+  for i in "${picked[@]}"; do
+    if fb_running "$i"; then
+      report "${names[$i]}: stopping (pid $fb_pid)"
+      kill -TERM "$fb_pid" 2>/dev/null || true # the server only: it drains, then ends its children
+      pending+=("$fb_pid")
+      groups+=("$fb_pid")
+    elif [ -n "$fb_pid" ] && ! alive "$fb_pid" && group_alive "$fb_pid"; then
+      groups+=("$fb_pid") # the server is gone, members of its group are not
+    fi
+  done
+  deadline=$((SECONDS + stop_timeout))
+  while [ "${pending[*]}" ] && [ "$SECONDS" -lt "$deadline" ]; do
+    sleep 0.1
+    local -a left=()
+    for pid in "${pending[@]}"; do
+      if alive "$pid"; then left+=("$pid"); fi
+    done
+    pending=("${left[@]}")
+  done
+  for pid in "${groups[@]}"; do
+    if group_alive "$pid"; then
+      warn "process group $pid is still there; killing it"
+      kill -KILL -- "-$pid" 2>/dev/null || true
+    fi
+  done
+  deadline=$((SECONDS + 10))
+  for pid in "${groups[@]}"; do
+    while group_alive "$pid"; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        warn "process group $pid survived SIGKILL"
+        rc=1
+        break
+      fi
+      sleep 0.1
+    done
+  done
+  for i in "${picked[@]}"; do
+    rm -f -- "${pid_files[$i]}"
+  done
+  return "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# commands
+
+cmd_start() {
+  pick "$@"
+  if [ "$count" = 0 ]; then
+    report "no instance is enabled in $config; nothing to start"
+    return 0
+  fi
+  if [ "$master_enable" != true ]; then
+    report "note: master.enable is false in $config (boot starts nothing); starting as asked"
+  fi
+  if [ -n "$supervisord" ]; then sv_start; else fb_start; fi
+}
+
+cmd_stop() {
+  local rc=0
+  pick "$@"
+  if [ -n "$supervisord" ]; then
+    sv_stop || rc=$?
+  fi
+  # Also what a run without supervisord left (the mode may have changed since, e.g. after an install).
+  fb_stop || rc=$?
+  remove_secrets
+  return "$rc"
+}
+
+cmd_status() {
+  local i state desc health up=1 rc=0
+  [ "$#" = 0 ] || die 2 "status takes no arguments"
+  pick
+  if [ -n "$supervisord" ]; then
+    sv_query || up=0
+  fi
+  for i in "${picked[@]}"; do
+    if [ -n "$supervisord" ]; then
+      if [ "$up" = 1 ]; then
+        state=${sv_state[${programs[$i]}]:-UNKNOWN}
+        desc=${sv_desc[${programs[$i]}]:-}
+        [ -n "${sv_state[${programs[$i]}]:-}" ] || desc=$unknown_program
+      else
+        state=STOPPED desc="supervisord is not running"
+      fi
+    elif fb_running "$i"; then
+      state=RUNNING desc="pid $fb_pid"
+    elif [ -n "$fb_pid" ]; then
+      state=EXITED desc="no longer runs (pid file: $fb_pid)"
+    else
+      state=STOPPED desc="not started"
+    fi
+    health="not ready"
+    case $state in
+      RUNNING | STARTING) ! ready "$i" || health=ready ;;
+    esac
+    [ "$state" = RUNNING ] || rc=3
+    case $state in
+      FATAL | EXITED | BACKOFF | UNKNOWN)
+        if [ -n "$supervisord" ]; then
+          sv_last_exit "${programs[$i]}"
+          [ -z "$last_exit" ] || desc="$desc; last exit: $last_exit"
+        fi
+        desc="$desc -- see: $0 logs ${names[$i]}"
+        ;;
+    esac
+    printf '%-16s %-8s %-9s http://%s:%s  %s\n' "${names[$i]}" "$state" "$health" "${hosts[$i]}" "${ports[$i]}" "$desc"
+  done
+  return "$rc"
+}
+
+cmd_wait() {
+  local timeout=$ready_timeout t0 deadline i state why rc=0 up dep
+  local -a args=() pending=() left=()
+  local -A exited_since=() failed=()
+  while [ "$#" -gt 0 ]; do
+    case $1 in
+      --timeout)
+        [ "$#" -ge 2 ] || die 2 "--timeout needs a number of seconds"
+        timeout=$2
+        shift 2
+        ;;
+      --timeout=*)
+        timeout=${1#--timeout=}
+        shift
+        ;;
+      -*) die 2 "wait: unknown option '$1'" ;;
+      *)
+        args+=("$1")
+        shift
+        ;;
+    esac
+  done
+  [[ $timeout =~ ^[0-9]+$ ]] || die 2 "--timeout wants whole seconds, not '$timeout'"
+  pick "${args[@]}"
+  now=$(now_us)
+  t0=$now
+  deadline=$((t0 + 10#$timeout * 1000000))
+  pending=("${picked[@]}")
+  while [ "${pending[*]}" ]; do
+    left=()
+    for i in "${pending[@]}"; do
+      if ready "$i"; then
+        now=$(now_us)
+        printf '%s: ready in %d.%d s\n' "${names[$i]}" $(((now - t0) / 1000000)) $(((now - t0) / 100000 % 10))
+      else
+        left+=("$i")
+      fi
+    done
+    pending=()
+    up=1
+    if [ "${left[*]}" ] && [ -n "$supervisord" ]; then
+      sv_query || up=0
+    fi
+    for i in "${left[@]}"; do
+      why=""
+      if [ -n "$supervisord" ]; then
+        if [ "$up" = 0 ]; then
+          why="supervisord is not running"
+        else
+          state=${sv_state[${programs[$i]}]:-UNKNOWN}
+          case $state in
+            FATAL | STOPPED) why="$state: ${sv_desc[${programs[$i]}]:-}" ;;
+            UNKNOWN) why="UNKNOWN: ${sv_desc[${programs[$i]}]:-$unknown_program}" ;;
+            EXITED)
+              # After a crash supervisord shows EXITED for up to a second before it restarts the program:
+              # only an EXITED that lasts is final (an exit status it counts as expected).
+              now=$(now_us)
+              : "${exited_since[$i]:=$now}"
+              if [ $((now - exited_since[$i])) -ge 3000000 ]; then
+                why="EXITED: ${sv_desc[${programs[$i]}]:-}"
+              fi
+              ;;
+            *) unset "exited_since[$i]" ;;
+          esac
+        fi
+      elif ! fb_running "$i"; then
+        why="process ${fb_pid:-(never started)} is gone"
+      fi
+      if [ -z "$why" ]; then
+        # its launch script waits for an instance that failed: it cannot get ready
+        for dep in ${deps[$i]}; do
+          [ -z "${failed[$dep]:-}" ] || why="it waits for $dep, which failed"
+        done
+      fi
+      if [ -n "$why" ]; then
+        if [ -n "$supervisord" ]; then
+          sv_last_exit "${programs[$i]}"
+          [ -z "$last_exit" ] || why="$why; last exit: $last_exit"
+        fi
+        printf '%s: failed (%s)\n' "${names[$i]}" "$why"
+        failed[${names[$i]}]=1
+        log_tail "$i" 20
+        rc=1
+      else
+        pending+=("$i")
+      fi
+    done
+    [ "${pending[*]}" ] || break
+    now=$(now_us)
+    if [ "$now" -ge "$deadline" ]; then
+      for i in "${pending[@]}"; do
+        printf '%s: timed out after %s s\n' "${names[$i]}" "$timeout"
+      done
+      rc=1
+      break
+    fi
+    sleep 0.5
+  done
+  return "$rc"
+}
+
+cmd_logs() {
+  local follow=()
+  [ "$#" -ge 1 ] || die 2 "logs needs an instance name"
+  case $1 in -*) die 2 "logs needs an instance name first" ;; esac
+  pick "$1"
+  shift
+  case ${1-} in
+    -f | --follow) follow=(-f) ;;
+    "") ;;
+    *) die 2 "logs: unknown argument '$1'" ;;
+  esac
+  [ "$#" -le 1 ] || die 2 "logs takes one instance name and -f"
+  local log=${logs[${picked[0]}]} line
+  [ -f "$log" ] || die 1 "no log yet at $log"
+  while IFS= read -r line || [ -n "$line" ]; do
+    redact "$line"
+    printf '%s\n' "$redacted"
+  done < <(tail -n 200 "${follow[@]}" -- "$log")
+}
+
+command=${1-}
+[ "$#" = 0 ] || shift
+case $command in
+  -h | --help | help)
+    usage
+    exit 0
+    ;;
+  start | stop | restart | status | wait | logs) ;;
+  "")
+    usage >&2
+    exit 2
+    ;;
+  *) die 2 "unknown command '$command' (commands: start, stop, restart, status, wait, logs; see --help)" ;;
+esac
+
+find_supervisord
+case $command in
+  start) cmd_start "$@" ;;
+  stop) cmd_stop "$@" ;;
+  restart)
+    cmd_stop "$@"
+    cmd_start "$@"
+    ;;
+  status) cmd_status "$@" ;;
+  wait) cmd_wait "$@" ;;
+  logs) cmd_logs "$@" ;;
+esac
