@@ -1,6 +1,6 @@
 """Host side of the offline install: build the SGLang environment bundle the container installs.
 
-Two kinds (contract.md, "Bundles"):
+Two kinds (README, "Building the bundle on the host"):
 - `pixi-pack` (default): `pixi lock` the Pixi template (on a temporary copy, so the template never gets a
   `.pixi/`), then `pixi-pack` one environment for linux-64 with a persistent `--use-cache`.
 - `wheelhouse`: `pip download` of the environment's pinned PyPI set for Linux x86-64 into `wheels/`, a
@@ -36,7 +36,7 @@ KINDS = ("pixi-pack", "wheelhouse")
 DEFAULT_RETRIES = 2
 TAIL_LINES = 15
 RETRY_DELAY_SECONDS = 2.0  # first retry waits this long, each later one twice as long (at most 30 s)
-REQUIRED = ("sglang", "supervisor", "pyyaml")  # every bundle brings these (contract.md, "Bundles")
+REQUIRED = ("sglang", "supervisor", "pyyaml")  # every bundle brings these besides SGLang
 
 # Wheel tags a Linux x86-64 container with glibc >= 2.28 runs (pip does not expand a manylinux tag to the older
 # ones, so each is listed; manylinux2014 also brings its manylinux2010/manylinux1 aliases). `linux_x86_64` last:
@@ -99,7 +99,7 @@ class BundleRequest:
 
 
 @dataclasses.dataclass(frozen=True)
-class Bundle:
+class BuiltBundle:
     """What was built."""
 
     path: Path
@@ -125,7 +125,7 @@ def default_output(environment: str) -> Path:
     return Path(f"sglang-offline-bundle-{environment}.tar")
 
 
-def build(request: BundleRequest, log: Log) -> Bundle:
+def build(request: BundleRequest, log: Log) -> BuiltBundle:
     """Build the bundle `request` asks for; return where it is, its size and sha256."""
     if request.kind not in KINDS:
         raise UsageError(f"unknown bundle kind {request.kind!r}: use one of {', '.join(KINDS)}")
@@ -173,7 +173,7 @@ def build(request: BundleRequest, log: Log) -> Bundle:
         where = f"{e.filename}: " if e.filename else ""
         raise BundleError(f"{where}{e.strerror or e}") from None
     log(f"wrote {output} and {output.name}.sha256 in {time.monotonic() - started:.1f} s")
-    return Bundle(path=output, size=size, sha256=digest, kind=request.kind, environment=request.environment)
+    return BuiltBundle(path=output, size=size, sha256=digest, kind=request.kind, environment=request.environment)
 
 
 @contextlib.contextmanager

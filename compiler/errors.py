@@ -56,7 +56,7 @@ class UsageError(SglangcError):
     exit_code = 2
 
 
-class InternalError(SglangcError):
+class GeneratedOutputError(SglangcError):
     """Generated output failed its own lint: a bug in sglangc, never the user's fault."""
 
     exit_code = 3

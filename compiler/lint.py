@@ -15,10 +15,11 @@ import tempfile
 import typing as t
 from pathlib import Path
 
-from sglangc.errors import InternalError
+from sglangc.errors import GeneratedOutputError
 
 if t.TYPE_CHECKING:
     from sglangc.render import Artifact
+    from sglangc.resolve import Plan
 
 # Not followed at compile time (the sourced lib files are checked with their callers in the test suite), and
 # so the data block's variables are used only there.
@@ -34,16 +35,24 @@ def shellcheck_command() -> str | None:
     return str(beside) if os.access(beside, os.X_OK) else None
 
 
-def lint(artifacts: t.Sequence[Artifact], supervisord_conf: str) -> list[str]:
-    """Lint the generated scripts and `supervisord_conf` (the conf rendered with its runtime paths inside a
-    scratch directory, since supervisor's parser insists that log and pid directories exist).
+def lint(artifacts: t.Sequence[Artifact], plan: Plan, out_dir: str) -> list[str]:
+    """Lint the generated scripts of `artifacts` and the plan's supervisord.conf.
 
-    Raises InternalError on a problem; returns one line for each check that could not run here.
+    supervisor's parser insists that the log and pid directories exist: the conf is rendered again with the
+    plan's runtime paths recreated under a scratch root, so that their characters (`%`, spaces, …) meet the
+    parser as they will at boot. Raises GeneratedOutputError on a problem; returns one line for each check that
+    could not run here.
     """
+    from sglangc.render import render_conf
+
     scripts = [a for a in artifacts if a.generated and a.relpath.endswith(".sh")]
     skipped: list[str] = []
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="sglangc-lint-") as scratch:
+        relocated = plan.relocated(scratch)
+        Path(relocated.deployment.master.runtime_dir, "supervisor").mkdir(parents=True, exist_ok=True)
+        Path(relocated.deployment.master.log_dir).mkdir(parents=True, exist_ok=True)
+        supervisord_conf = render_conf(relocated, out_dir)
         for a in scripts:
             Path(scratch, a.relpath).write_text(a.text, encoding="utf-8")
         shellcheck = shellcheck_command()
@@ -69,7 +78,7 @@ def lint(artifacts: t.Sequence[Artifact], supervisord_conf: str) -> list[str]:
             if checking.returncode:
                 problems.append(out.strip() or f"shellcheck exited {checking.returncode}")
     if problems:
-        raise InternalError("generated artifacts failed lint (a bug in sglangc):\n" + "\n".join(problems))
+        raise GeneratedOutputError("generated artifacts failed lint (a bug in sglangc):\n" + "\n".join(problems))
     return skipped
 
 

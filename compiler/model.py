@@ -27,7 +27,9 @@ class Master:
 
 
 @dataclasses.dataclass(frozen=True)
-class Bundle:
+class BundleDefaults:
+    """The [bundle] table: where the installer finds the bundle, and its optional checksum pin."""
+
     path: str = "/hard/volume/workspace/sglang-offline-bundle.tar"
     sha256: str = ""
 
@@ -55,11 +57,11 @@ class Instance:
 
 @dataclasses.dataclass(frozen=True)
 class Deployment:
-    source: str  # the config as named on the command line
+    config: str  # the config file as named on the command line
     config_sha256: str
     sglang_version: str
     master: Master
-    bundle: Bundle
+    bundle: BundleDefaults  # the installer's defaults ([bundle])
     instances: tuple[Instance, ...]  # sorted by name
 
     def instance(self, name: str) -> Instance:
@@ -74,11 +76,11 @@ def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Dep
     data = doc.data
     master = Master(**data.get("master", {}))
     return Deployment(
-        source=doc.name,
+        config=doc.name,
         config_sha256=hashlib.sha256(doc.raw).hexdigest(),
         sglang_version=data.get("sglang_version") or default_sglang_version(master.pixi_environment),
         master=master,
-        bundle=Bundle(**data.get("bundle", {})),
+        bundle=BundleDefaults(**data.get("bundle", {})),
         instances=tuple(build_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
     )
 

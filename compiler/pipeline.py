@@ -21,7 +21,7 @@ if t.TYPE_CHECKING:
 class Checked:
     """A config after every check: its plan when it has no errors, and all findings (warnings included)."""
 
-    source: str
+    config: str  # the config file as named on the command line
     plan: Plan | None
     findings: tuple[Finding, ...]
 
@@ -35,28 +35,28 @@ def check(path: str | Path) -> Checked:
     from sglangc.errors import ConfigError
     from sglangc.model import build
 
-    name = str(path)
+    config = str(path)
     try:
         doc = load(path)
     except ConfigError as e:
-        return Checked(name, None, tuple(e.findings))
-    findings = validate(doc.data, name)
+        return Checked(config, None, tuple(e.findings))
+    findings = validate(doc.data, config)
     if findings:
-        findings += _clean_instances(doc.data, findings, name)
-        return Checked(name, None, tuple(sort_findings(findings)))
+        findings += _clean_instances(doc.data, findings, config)
+        return Checked(config, None, tuple(sort_findings(findings)))
     dep = build(doc, default_version)
     catalog = load_catalog(dep.sglang_version)
     if catalog is None:
         message = f"no flag catalog for SGLang {show(dep.sglang_version)}; shipped: {', '.join(shipped_versions())}"
-        return Checked(name, None, (Finding(name, key_path("sglang_version"), message),))
+        return Checked(config, None, (Finding(config, key_path("sglang_version"), message),))
     from sglangc.resolve import resolve
 
     plan, findings = resolve(dep, catalog)
     errors = any(f.severity == "error" for f in findings)
-    return Checked(name, None if errors else plan, tuple(sort_findings(findings)))
+    return Checked(config, None if errors else plan, tuple(sort_findings(findings)))
 
 
-def _clean_instances(data: dict[str, t.Any], shape: list[Finding], name: str) -> list[Finding]:
+def _clean_instances(data: dict[str, t.Any], shape: list[Finding], config: str) -> list[Finding]:
     """With shape errors elsewhere, the findings of each instance whose own table is clean, so that one run
     reports as much as it can. Cross-instance checks (GPUs, ports, depends_on) wait for a clean config."""
     from sglangc.catalog import default_version, load_catalog
@@ -75,7 +75,7 @@ def _clean_instances(data: dict[str, t.Any], shape: list[Finding], name: str) ->
         prefix = key_path("instances", instance)
         if isinstance(raw, dict) and not any(f.key == prefix or f.key.startswith((f"{prefix}.", f"{prefix}["))
                                              for f in shape):
-            findings += check_instance(build_instance(instance, raw), catalog, name)[1]
+            findings += check_instance(build_instance(instance, raw), catalog, config)[1]
     return findings
 
 
@@ -92,11 +92,9 @@ class Compiled:
 
 def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = False) -> Compiled:
     """Check, render, lint, then write (or, with `check_only`, only compare) the artifacts of one config."""
-    import tempfile
-
     from sglangc.errors import UsageError, is_forbidden_char
     from sglangc.lint import lint
-    from sglangc.render import render, render_conf
+    from sglangc.render import render
     from sglangc.write import plan_changes, write
 
     target = Path(out_dir).absolute()
@@ -107,13 +105,6 @@ def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = 
     if checked.plan is None:
         return Compiled(checked, target)
     artifacts = render(checked.plan, text)
-    with tempfile.TemporaryDirectory(prefix="sglangc-lint-") as scratch:
-        # supervisor's parser wants the log and pid directories to exist: recreate the real paths under a
-        # scratch root, so that their characters (`%`, spaces, …) meet the parser as they will at boot.
-        relocated = checked.plan.relocated(scratch)
-        master = relocated.deployment.master
-        Path(master.runtime_dir, "supervisor").mkdir(parents=True, exist_ok=True)
-        Path(master.log_dir).mkdir(parents=True, exist_ok=True)
-        skipped = lint(artifacts, render_conf(relocated, text))
+    skipped = lint(artifacts, checked.plan, text)
     changes = plan_changes(artifacts, target) if check_only else write(artifacts, target)
     return Compiled(checked, target, artifacts, changes, tuple(skipped))

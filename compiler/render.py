@@ -12,7 +12,7 @@ from importlib import resources
 import jinja2
 
 from sglangc import __version__
-from sglangc.errors import InternalError, is_forbidden_char
+from sglangc.errors import GeneratedOutputError, is_forbidden_char
 from sglangc.resolve import Plan
 
 GROUP = "sglang"
@@ -122,7 +122,7 @@ def sv_value(value: object) -> str:
     """A value for supervisord.conf: `%` doubled; what its parser would cut or split is a bug upstream."""
     text = str(value)
     if any(c in text for c in "\n\r") or " ;" in text or " #" in text or "\t;" in text or "\t#" in text:
-        raise InternalError(f"value {text!r} cannot be written into supervisord.conf")
+        raise GeneratedOutputError(f"value {text!r} cannot be written into supervisord.conf")
     return text.replace("%", "%%")
 
 
@@ -135,8 +135,8 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
 
     by_name = {u.name: u for u in plan.units}
     return {
-        "config": dep.source,
-        "regenerate": shjoin(["sglangc", "compile", dep.source, "-o", out_dir]),
+        "config": dep.config,
+        "regenerate": shjoin(["sglangc", "compile", dep.config, "-o", out_dir]),
         "sglangc_version": __version__,
         "lib": path(LIB),
         "runtime_dir": master.runtime_dir,
@@ -170,7 +170,7 @@ def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:
     doc = {
         "format": 1,
         "sglangc_version": __version__,
-        "config": dep.source,
+        "config": dep.config,
         "config_sha256": dep.config_sha256,
         "sglang_version": dep.sglang_version,
         "artifacts": [{"path": a.relpath, "sha256": a.sha256, "mode": f"{a.mode:04o}"} for a in artifacts],

@@ -34,7 +34,7 @@ def summary(plan: Plan) -> str:
     enabled = plan.enabled
     gpus = sorted({g for u in enabled for g in u.gpu_ids})
     head = (
-        f"{dep.source}: ok: {len(plan.units)} instance(s), {len(enabled)} enabled, GPUs {gpu_list(gpus)}, "
+        f"{dep.config}: ok: {len(plan.units)} instance(s), {len(enabled)} enabled, GPUs {gpu_list(gpus)}, "
         f"SGLang {dep.sglang_version}" + ("" if dep.master.enable else ", master.enable = false (nothing starts at boot)")
     )
     rows = [
@@ -44,8 +44,8 @@ def summary(plan: Plan) -> str:
     return "\n".join([head, *rows])
 
 
-def _env(u: LaunchUnit) -> list[tuple[str, str]]:
-    return [(k, REDACTED if secret_env_name(k) else v) for k, v in u.env]
+def _redacted(pairs: t.Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, REDACTED if secret_env_name(k) else v) for k, v in pairs]
 
 
 def plan_text(plan: Plan) -> str:
@@ -59,7 +59,7 @@ def plan_text(plan: Plan) -> str:
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
     table = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]
     lines = [
-        f"config: {dep.source}",
+        f"config: {dep.config}",
         f"sglang: {dep.sglang_version}   master.enable: {str(dep.master.enable).lower()}   "
         f"gpu_count: {dep.master.gpu_count if dep.master.gpu_count is not None else '-'}",
         "",
@@ -69,7 +69,7 @@ def plan_text(plan: Plan) -> str:
         lines += ["", f"{u.name}:"]
         if u.wait_for:
             lines.append(f"  waits for: {', '.join(u.wait_for)}")
-        for k, v in _env(u):
+        for k, v in _redacted(u.env):
             lines.append(f"  env {k}={shlex.quote(v)}")
         if u.gpu_ids:
             lines.append(f"  env CUDA_VISIBLE_DEVICES={','.join(map(str, u.gpu_ids))}")
@@ -83,10 +83,12 @@ def plan_json(plan: Plan) -> str:
     dep = plan.deployment
     doc = {
         "format": PLAN_FORMAT,
-        "config": dep.source,
+        "config": dep.config,
         "config_sha256": dep.config_sha256,
         "sglang_version": dep.sglang_version,
         "master": {"enable": dep.master.enable, "gpu_count": dep.master.gpu_count},
+        "start_order": [u.name for u in plan.start_order],
+        "settle_seconds": plan.settle_seconds,
         "instances": [
             {
                 "name": u.name,
@@ -100,8 +102,16 @@ def plan_json(plan: Plan) -> str:
                 "model_path": u.model_path,
                 "served_model_name": u.served_model_name,
                 "api_key_env": u.api_key_env,
-                "env": dict(_env(u)),
+                "env": dict(_redacted(u.env)),
                 "argv": list(u.argv),
+                "program": u.program,
+                "priority": u.priority,
+                "probe_host": u.probe_host,
+                "exports": dict(_redacted(u.exports)),
+                "highest_gpu": u.highest_gpu,
+                "log_file": u.log_file,
+                "pid_file": u.pid_file,
+                "secret_file": u.secret_file,
             }
             for u in plan.units
         ],
@@ -115,7 +125,7 @@ def compile_summary(plan: Plan, out_dir: object, changes: t.Any) -> str:
     ports = ",".join(str(u.port) for u in enabled)
     total = len(changes.written) + len(changes.unchanged)
     return (
-        f"{plan.deployment.source} → {out_dir}: {len(enabled)} instance(s) enabled of {len(plan.units)}, "
+        f"{plan.deployment.config} → {out_dir}: {len(enabled)} instance(s) enabled of {len(plan.units)}, "
         f"GPUs {gpu_list(gpus)}, ports {ports or '-'}; {total} files ({len(changes.written)} written, "
         f"{len(changes.unchanged)} unchanged, {len(changes.removed)} removed)"
     )

@@ -81,7 +81,7 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
     findings: list[Finding] = []
     flags = {}
     for inst in dep.instances:
-        flags[inst.name], own = check_instance(inst, catalog, dep.source)
+        flags[inst.name], own = check_instance(inst, catalog, dep.config)
         findings += own
 
     gpus = _allocate_gpus(dep, flags, findings)
@@ -144,16 +144,16 @@ def _files(master: Master, name: str, api_key_env: str | None) -> dict[str, t.An
     }
 
 
-def check_instance(inst: Instance, catalog: Catalog, cfg: str) -> tuple[FlagCheck, list[Finding]]:
+def check_instance(inst: Instance, catalog: Catalog, config: str) -> tuple[FlagCheck, list[Finding]]:
     """What can be checked of one instance on its own: SGLang flags, parsers, env, values SGLang would misread."""
-    flags = check_server_args(inst, catalog, cfg)
-    findings = [*flags.findings, *check_parsers(inst, catalog, cfg), *_check_env(inst, cfg)]
+    flags = check_server_args(inst, catalog, config)
+    findings = [*flags.findings, *check_parsers(inst, catalog, config), *_check_env(inst, config)]
     for field in ("model_path", "served_model_name", "host"):
         if (getattr(inst, field) or "").startswith("-"):
-            findings.append(Finding(cfg, key_path("instances", inst.name, field), (
+            findings.append(Finding(config, key_path("instances", inst.name, field), (
                 f"{show(getattr(inst, field))} starts with '-': SGLang's argument parser would take it for a flag")))
     if inst.enable and inst.host in ANY_HOSTS and not inst.api_key_env:
-        findings.append(Finding(cfg, key_path("instances", inst.name, "host"), (
+        findings.append(Finding(config, key_path("instances", inst.name, "host"), (
             f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "
             "anyone who reaches the port can use the server"), "warning"))
     return flags, findings
@@ -186,14 +186,14 @@ def secret_env_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-def _check_env(inst: Instance, cfg: str) -> list[Finding]:
+def _check_env(inst: Instance, config: str) -> list[Finding]:
     findings = []
     for name, _ in inst.env:
         where = key_path("instances", inst.name, "env", name)
         if name in _OWNED_ENV:
-            findings.append(Finding(cfg, where, f"is set from the field `{_OWNED_ENV[name]}`; use that instead"))
+            findings.append(Finding(config, where, f"is set from the field `{_OWNED_ENV[name]}`; use that instead"))
         elif secret_env_name(name):
-            findings.append(Finding(cfg, where, (
+            findings.append(Finding(config, where, (
                 "looks like a secret written into the config; pass it in the container's environment "
                 "instead (every process started at boot inherits it)"), "warning"))
     return findings
@@ -209,7 +209,7 @@ def _gpus_needed(inst: Instance, flags: FlagCheck) -> tuple[int, str]:
 
 def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[Finding]) -> dict[str, tuple[int, ...]]:
     """Explicit ids are checked; "auto" instances get free GPUs, largest first, ties by name, lowest ids first."""
-    cfg, count = dep.source, dep.master.gpu_count
+    config, count = dep.config, dep.master.gpu_count
     result: dict[str, tuple[int, ...]] = {}
     auto: list[tuple[int, str]] = []
     for inst in dep.instances:
@@ -217,19 +217,19 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
         need, formula = _gpus_needed(inst, flags[inst.name])
         ids = inst.gpu_ids if inst.gpu_ids is not None or count is None else "auto"
         if ids is None:
-            findings.append(Finding(cfg, where, "required: list the GPU ids, or set master.gpu_count to use \"auto\""))
+            findings.append(Finding(config, where, "required: list the GPU ids, or set master.gpu_count to use \"auto\""))
         elif ids == "auto":
             if count is None:
-                findings.append(Finding(cfg, where, "\"auto\" needs master.gpu_count (how many GPUs the container has)"))
+                findings.append(Finding(config, where, "\"auto\" needs master.gpu_count (how many GPUs the container has)"))
             elif inst.enable:
                 auto.append((need, inst.name))
         else:
             if len(ids) != need:
-                findings.append(Finding(cfg, where, f"lists {len(ids)} GPU(s) but needs {formula}"))
+                findings.append(Finding(config, where, f"lists {len(ids)} GPU(s) but needs {formula}"))
             beyond = [g for g in ids if count is not None and g >= count]
             if beyond:
                 label = "GPU {} does" if len(beyond) == 1 else "GPUs {} do"
-                findings.append(Finding(cfg, where, (
+                findings.append(Finding(config, where, (
                     f"{label.format(', '.join(map(str, beyond)))} not exist: master.gpu_count = {count} "
                     f"(ids 0 to {count - 1})")))
             if inst.enable or not beyond:
@@ -238,7 +238,7 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
     for need, name in sorted(auto, key=lambda a: (-a[0], a[1])):
         free = [g for g in range(count or 0) if g not in used]
         if len(free) < need:
-            findings.append(Finding(cfg, key_path("instances", name, "gpu_ids"), (
+            findings.append(Finding(config, key_path("instances", name, "gpu_ids"), (
                 f"\"auto\" needs {need} free GPU(s) but only {len(free)} of master.gpu_count = {count} "
                 "are left by the other instances")))
             continue
@@ -258,7 +258,7 @@ def _allocate_ports(dep: Deployment, findings: list[Finding]) -> dict[str, int]:
         while candidate in used:
             candidate += 1
         if candidate > 65535:
-            findings.append(Finding(dep.source, key_path("instances", inst.name, "port"),
+            findings.append(Finding(dep.config, key_path("instances", inst.name, "port"),
                                     f"no free port left between master.base_port = {dep.master.base_port} and 65535"))
             continue
         ports[inst.name] = candidate
@@ -302,7 +302,7 @@ def _check_gpu_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]
             continue
         shown = " + ".join(f"{n} {fractions[n] if fractions[n] is not None else 'unset'}" for n in names)
         label = "GPU" if len(gpu_list) == 1 else "GPUs"
-        findings.append(Finding(dep.source, key_path("instances", names[-1], "gpu_ids"), (
+        findings.append(Finding(dep.config, key_path("instances", names[-1], "gpu_ids"), (
             f"{label} {', '.join(map(str, gpu_list))} shared with {', '.join(map(show, names[:-1]))}: instances on "
             f"one GPU must all set mem_fraction_static with a sum of at most {SHARED_GPU_MEMORY} (now {shown})")))
     return pairs
@@ -316,7 +316,7 @@ def _check_port_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding
                 host_a, host_b = dep.instance(a).host, dep.instance(b).host
                 hosts = f"both on host {show(host_a)}" if host_a == host_b else (
                     f"hosts {show(host_a)} and {show(host_b)} overlap")
-                findings.append(Finding(dep.source, key_path("instances", b, "port"),
+                findings.append(Finding(dep.config, key_path("instances", b, "port"),
                                         f"port {port} is also used by {show(a)} ({hosts})"))
 
 
@@ -326,7 +326,7 @@ def _host(host: str) -> str:
 
 def _dependencies(dep: Deployment, findings: list[Finding]) -> list[tuple[str, str]]:
     """Edges dependency → dependant; unknown names and disabled targets are findings."""
-    cfg = dep.source
+    config = dep.config
     names = [i.name for i in dep.instances]
     edges = []
     for inst in dep.instances:
@@ -335,10 +335,10 @@ def _dependencies(dep: Deployment, findings: list[Finding]) -> list[tuple[str, s
             if target not in names:
                 close = difflib.get_close_matches(target, names, n=1)
                 hint = f"; did you mean {show(close[0])}?" if close else ""
-                findings.append(Finding(cfg, where, f"{show(target)} is not an instance of this config{hint}"))
+                findings.append(Finding(config, where, f"{show(target)} is not an instance of this config{hint}"))
                 continue
             if inst.enable and not dep.instance(target).enable:
-                findings.append(Finding(cfg, where, f"{show(target)} is disabled (enable = false), so it never becomes ready"))
+                findings.append(Finding(config, where, f"{show(target)} is disabled (enable = false), so it never becomes ready"))
             edges.append((target, inst.name))
     return edges
 
@@ -353,7 +353,7 @@ def _dependency_graph(dep: Deployment, edges: list[tuple[str, str]], findings: l
     for cycle in _cycles(graph):
         loop = " → ".join(reversed([*cycle, cycle[0]]))
         message = f"{show(cycle[0])} depends on itself" if len(cycle) == 1 else f"dependency cycle: {loop}"
-        findings.append(Finding(dep.source, key_path("instances", cycle[0], "depends_on"), message))
+        findings.append(Finding(dep.config, key_path("instances", cycle[0], "depends_on"), message))
     return graph
 
 

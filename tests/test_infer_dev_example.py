@@ -33,7 +33,7 @@ def test_compose_matches_the_config_and_the_contract(tmp_path: Path) -> None:
     assert env["AUTO_INFER_SGLANG_BUNDLE_ON_BOOT"] == env["AUTO_INFER_SGLANG_ON_BOOT"] == "1"
     # every gate and setting the compose file passes is one the generated scripts read
     subprocess.run(["sglangc", "compile", str(CONFIG), "-o", str(tmp_path)], check=True, capture_output=True)
-    scripts = "".join(p.read_text() for p in tmp_path.glob("*.sh"))
+    scripts = "".join(p.read_text() for p in [*tmp_path.glob("*.sh"), *tmp_path.glob("lib/*.sh")])
     for name in env:
         if name.startswith("AUTO_INFER_SGLANG_"):
             assert name in scripts, name

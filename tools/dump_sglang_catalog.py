@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Dump the real SGLang server CLI as a deterministic JSON catalog.
 
-Run it with the python of a venv made by tools/install-sglang-parser.sh:
+Run it with the python of a venv made by `tools/install-sglang-parser.sh VENV VERSION`:
 
-    /work/venvs/sglang-0.5.23/bin/python tools/dump_sglang_catalog.py \
+    VENV/bin/python tools/dump_sglang_catalog.py \
         -o compiler/catalogs/sglang-0.5.23.json
 
 It builds ``argparse.ArgumentParser()``, calls

@@ -6,7 +6,7 @@
 # enough to build the real SGLang CLI parser (ServerArgs.add_cli_args) and to
 # run prepare_server_args() / the --config YAML merger.
 #
-# Recipe (after shared sglang-facts section 8): torch (+torchvision, see
+# Recipe (the smallest CPU-only install that imports the parser): torch (+torchvision, see
 # below), triton (imported at module level by sglang), a short list of
 # runtime deps, then sglang itself with --no-deps.  sglang's own pins
 # (flashinfer, sglang-kernel, cuda-python, ...) are deliberately NOT

