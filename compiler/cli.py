@@ -14,7 +14,7 @@ import click
 from sglangc import __version__
 
 OUTCOME_OK, OUTCOME_FINDINGS = 0, 1  # usage errors exit 2 through click
-INTERNAL_ERROR = 70
+EXIT_UNEXPECTED = 70  # an exception escaped: a bug in sglangc (GeneratedOutputError exits 3)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -80,6 +80,8 @@ def compile_command(config: str, out_dir: str, check_only: bool) -> None:
     _print_findings(result.checked.findings)
     if result.checked.plan is None:
         sys.exit(OUTCOME_FINDINGS)
+    for line in result.skipped_checks:
+        click.echo(f"sglangc: warning: {line}", err=True)
     changes = result.changes
     if check_only:
         for relpath in changes.written:
@@ -170,4 +172,4 @@ def main() -> None:
         raise
     except Exception as e:  # a traceback is a bug in sglangc; say so in one line
         click.echo(f"sglangc: internal error (please report it): {type(e).__name__}: {e}", err=True)
-        sys.exit(INTERNAL_ERROR)
+        sys.exit(EXIT_UNEXPECTED)
