@@ -8,7 +8,7 @@ import typing as t
 
 from sglangc.load import SourceDoc
 
-Scalar = t.Union[str, int, float, bool]
+Scalar = str | int | float | bool
 
 
 @dataclasses.dataclass(frozen=True)

@@ -218,7 +218,7 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
         ids = inst.gpu_ids if inst.gpu_ids is not None or count is None else "auto"
         if ids is None:
             findings.append(Finding(config, where, "required: list the GPU ids, or set master.gpu_count to use \"auto\""))
-        elif ids == "auto":
+        elif isinstance(ids, str):  # "auto"
             if count is None:
                 findings.append(Finding(config, where, "\"auto\" needs master.gpu_count (how many GPUs the container has)"))
             elif inst.enable:
@@ -233,7 +233,7 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
                     f"{label.format(', '.join(map(str, beyond)))} not exist: master.gpu_count = {count} "
                     f"(ids 0 to {count - 1})")))
             if inst.enable or not beyond:
-                result[inst.name] = tuple(ids)
+                result[inst.name] = ids
     used = {g for name, ids in result.items() if dep.instance(name).enable for g in ids}
     for need, name in sorted(auto, key=lambda a: (-a[0], a[1])):
         free = [g for g in range(count or 0) if g not in used]
@@ -291,8 +291,8 @@ def _holders(graph: nx.Graph, kind: str) -> t.Iterator[tuple[t.Any, list[str]]]:
 def _check_gpu_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]) -> set[tuple[str, str]]:
     """Pairs of enabled instances that share a GPU; a finding unless their memory fractions fit together."""
     groups: dict[tuple[str, ...], list[int]] = {}
-    for gpu, names in _holders(graph, "gpu"):
-        groups.setdefault(tuple(names), []).append(gpu)
+    for gpu, holders in _holders(graph, "gpu"):
+        groups.setdefault(tuple(holders), []).append(gpu)
     pairs: set[tuple[str, str]] = set()
     for names, gpu_list in sorted(groups.items()):
         pairs.update(itertools.combinations(names, 2))

@@ -46,8 +46,8 @@ def _type(spec: dict[str, t.Any]) -> str:
     if "const" in spec:
         return f"`{json.dumps(spec['const'])}`"
     kind = spec.get("type", "any")
-    kinds = kind if isinstance(kind, list) else [kind]
-    words = {"array": "list", "object": "table", "number": "float", "boolean": "bool"}
+    kinds: list[str] = kind if isinstance(kind, list) else [kind]
+    words: dict[str, str] = {"array": "list", "object": "table", "number": "float", "boolean": "bool"}
     text = " / ".join(words.get(k, k) for k in kinds)
     if kind == "array" and "items" in spec:
         text = f"list of {_type(spec['items'])}"
