@@ -41,7 +41,7 @@ def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
         _print_findings(result.findings)
         failed |= bool(result.errors) or (strict and bool(result.findings))
         if result.plan is not None and not quiet:
-            click.echo(summary(result.plan))
+            _echo(summary(result.plan))
     sys.exit(OUTCOME_FINDINGS if failed else OUTCOME_OK)
 
 
@@ -58,7 +58,10 @@ def plan(config: str, fmt: str) -> None:
     _print_findings(result.findings)
     if result.plan is None:
         sys.exit(OUTCOME_FINDINGS)
-    click.echo(plan_json(result.plan) if fmt == "json" else plan_text(result.plan), nl=fmt == "text")
+    if fmt == "json":  # JSON escapes control characters itself; a file name that is not UTF-8 becomes \udcNN
+        sys.stdout.buffer.write(plan_json(result.plan).encode("utf-8", "backslashreplace"))
+    else:
+        _echo(plan_text(result.plan))
 
 
 @cli.command("compile")
@@ -75,23 +78,26 @@ def compile_command(config: str, out_dir: str, check_only: bool) -> None:
     try:
         result = compile_config(config, out_dir, check_only=check_only)
     except SglangcError as e:
-        click.echo(f"sglangc: {e}", err=True)
+        _echo(f"sglangc: {e}", err=True)
         sys.exit(e.exit_code)
     _print_findings(result.checked.findings)
     if result.checked.plan is None:
         sys.exit(OUTCOME_FINDINGS)
     for line in result.skipped_checks:
-        click.echo(f"sglangc: warning: {line}", err=True)
+        _echo(f"sglangc: warning: {line}", err=True)
     changes = result.changes
+    for relpath in changes.kept:
+        _echo(f"sglangc: note: left {result.out_dir / relpath} alone: the previous compile wrote it, but it has "
+              "changed since", err=True)
     if check_only:
         for relpath in changes.written:
-            click.echo(f"would write {result.out_dir / relpath}")
+            _echo(f"would write {result.out_dir / relpath}")
         for relpath in changes.removed:
-            click.echo(f"would remove {result.out_dir / relpath}")
+            _echo(f"would remove {result.out_dir / relpath}")
         if not changes.any:
-            click.echo(f"{result.out_dir}: up to date")
+            _echo(f"{result.out_dir}: up to date")
         sys.exit(OUTCOME_FINDINGS if changes.any else OUTCOME_OK)
-    click.echo(compile_summary(result.checked.plan, result.out_dir, changes))
+    _echo(compile_summary(result.checked.plan, result.out_dir, changes))
 
 
 @cli.command()
@@ -153,16 +159,23 @@ def bundle(kind: str, template: str | None, environment: str, output: str | None
                             cache_dir=path(cache_dir), rattler_config=path(rattler_config), retries=retries,
                             find_links=find_links, index_url=index_url, no_index=no_index, verbose=verbose)
     try:
-        result = build(request, log=lambda line: click.echo(f"sglangc: {line}", err=True))
+        result = build(request, log=lambda line: _echo(f"sglangc: {line}", err=True))
     except SglangcError as e:
-        click.echo(f"sglangc: {e}", err=True)
+        _echo(f"sglangc: {e}", err=True)
         sys.exit(e.exit_code)
-    click.echo(result.summary())
+    _echo(result.summary())
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """One message for a terminal: control characters and undecodable file-name bytes escaped."""
+    from sglangc.errors import printable
+
+    click.echo(printable(text), err=err)
 
 
 def _print_findings(findings: t.Iterable[object]) -> None:
     for finding in findings:
-        click.echo(str(finding), err=True)
+        _echo(str(finding), err=True)
 
 
 def main() -> None:
@@ -171,5 +184,5 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as e:  # a traceback is a bug in sglangc; say so in one line
-        click.echo(f"sglangc: internal error (please report it): {type(e).__name__}: {e}", err=True)
+        _echo(f"sglangc: internal error (please report it): {type(e).__name__}: {e}", err=True)
         sys.exit(EXIT_UNEXPECTED)

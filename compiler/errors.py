@@ -88,11 +88,37 @@ def show(value: object, *, limit: int = 40) -> str:
     for c in text:
         if c in '"\\':
             out.append("\\" + c)
+        elif 0xDC80 <= ord(c) <= 0xDCFF:  # a byte of a file name that is not UTF-8
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
         elif is_forbidden_char(c):
             out.append(f"\\u{ord(c):04X}")
         else:
             out.append(c)
     return '"' + "".join(out) + '"'
+
+
+def is_utf8(text: str) -> bool:
+    """Whether a str came from valid UTF-8 (a file name that was not holds surrogate escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(text: str) -> str:
+    """Text for a terminal: control characters other than newline and tab, and the undecodable bytes of a file
+    name, escaped as \\xNN, so that no ESC or BEL from a file name reaches the terminal."""
+    out = []
+    for c in text:
+        o = ord(c)
+        if 0xDC80 <= o <= 0xDCFF:  # a byte os.fsdecode could not decode
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif c not in "\n\t" and is_forbidden_char(c):
+            out.append(f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04X}")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 def is_forbidden_char(c: str) -> bool:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing as t
 from pathlib import Path
 
@@ -92,15 +93,23 @@ class Compiled:
 
 def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = False) -> Compiled:
     """Check, render, lint, then write (or, with `check_only`, only compare) the artifacts of one config."""
-    from sglangc.errors import UsageError, is_forbidden_char
+    from sglangc.errors import UsageError, is_forbidden_char, is_utf8
     from sglangc.lint import lint
     from sglangc.render import render
     from sglangc.write import plan_changes, write
 
+    if not str(out_dir):
+        raise UsageError("-o: the output directory is an empty path")
     target = Path(out_dir).absolute()
     text = str(target)
+    if os.path.realpath(target) == "/":
+        raise UsageError("-o /: sglangc does not write into the root directory; name a directory of its own")
+    if not is_utf8(text):
+        raise UsageError(f"-o {show(text)}: the path is not valid UTF-8 (it is written into the scripts)")
     if any(is_forbidden_char(c) for c in text) or " ;" in text or " #" in text:
         raise UsageError(f"-o {show(text)}: supervisord cannot take this path (control characters, ' ;' or ' #')")
+    if not is_utf8(str(path)):
+        raise UsageError(f"{show(str(path))}: the config's file name is not valid UTF-8 (it is written into the scripts)")
     checked = check(path)
     if checked.plan is None:
         return Compiled(checked, target)
