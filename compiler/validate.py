@@ -5,12 +5,15 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 import typing as t
 from importlib import resources
 
-from sglangc.errors import Finding, is_forbidden_char, key_path, show
+from sglangc import fastschema
+from sglangc.errors import Finding, key_path, show
 
 SCHEMA_FILE = "sglang-config.schema.json"
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what errors.is_forbidden_char rejects
 
 _PATTERN_HINTS = {
     "^/": "must be an absolute path (start with /)",
@@ -38,6 +41,11 @@ def schema_text() -> str:
 
 
 @functools.lru_cache(maxsize=1)
+def _is_valid() -> fastschema.Check:
+    return fastschema.compile_schema(json.loads(schema_text()))
+
+
+@functools.lru_cache(maxsize=1)
 def _validator() -> t.Any:
     from jsonschema import Draft202012Validator, validators
 
@@ -49,8 +57,12 @@ def _validator() -> t.Any:
 
 
 def validate(data: dict[str, t.Any], name: str) -> list[Finding]:
-    """All shape findings of one decoded config (empty when it is schema-clean)."""
+    """All shape findings of one decoded config (empty when it is schema-clean).
+
+    A quick yes/no check comes first; jsonschema, slow to import, runs only on a config that fails it."""
     findings = _forbidden_characters(data, name)
+    if _is_valid()(data):
+        return findings
     errors = list(_validator().iter_errors(data))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     for error in errors:
@@ -193,16 +205,16 @@ def _forbidden_characters(data: t.Any, name: str) -> list[Finding]:
         path, value = stack.pop()
         if isinstance(value, dict):
             for k, v in value.items():
-                bad = next((c for c in k if is_forbidden_char(c)), None)
+                bad = _FORBIDDEN.search(k)
                 if bad is not None:
-                    findings.append(Finding(name, key_path(*path, k), _forbidden(bad, "key")))
+                    findings.append(Finding(name, key_path(*path, k), _forbidden(bad[0], "key")))
                 stack.append(((*path, k), v))
         elif isinstance(value, list):
             stack.extend(((*path, i), v) for i, v in enumerate(value))
         elif isinstance(value, str):
-            bad = next((c for c in value if is_forbidden_char(c)), None)
+            bad = _FORBIDDEN.search(value)
             if bad is not None:
-                findings.append(Finding(name, key_path(*path), _forbidden(bad, "value")))
+                findings.append(Finding(name, key_path(*path), _forbidden(bad[0], "value")))
         elif isinstance(value, float) and value != value:  # nan slips through every minimum and maximum
             findings.append(Finding(name, key_path(*path), "nan is not a usable number; give a real value"))
     return findings

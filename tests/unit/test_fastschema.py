@@ -6,15 +6,17 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import math
+import re
 import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, _utils
 
 from sglangc import fastschema, validate
 from sglangc.errors import ConfigError, is_forbidden_char
@@ -75,6 +77,87 @@ def test_forbidden_characters_are_those_of_errors() -> None:
     assert validate._FORBIDDEN.findall(every) == [c for c in every if is_forbidden_char(c)]
 
 
+# --------------------------------------------------------------------------- every keyword, in random schemas
+
+SMALL = st.recursive(  # few values, so that they meet: 0 and False, 1 and 1.0, "a" and "a"
+    st.one_of(st.sampled_from([False, 0, True, 1, 0.0, 1.0, 0.5, math.nan, math.inf, None, "", "a", "b", "ab", "/a",
+                               "a\n", "A", datetime.date(1979, 5, 27)]), st.integers(-2, 3)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.lists(inner, max_size=2).map(tuple),
+                            st.dictionaries(st.sampled_from("abc"), inner, max_size=3)),
+    max_leaves=6,
+)
+BOUNDS = st.one_of(st.integers(-2, 3), st.sampled_from([0.5, -0.5, 1.0]))
+COUNTS = st.integers(0, 3)
+LEAF_KEYWORDS = {
+    "type": st.one_of(st.sampled_from(sorted(fastschema.TYPES)),
+                      st.lists(st.sampled_from(sorted(fastschema.TYPES)), min_size=1, max_size=3, unique=True)),
+    "minimum": BOUNDS, "maximum": BOUNDS, "exclusiveMinimum": BOUNDS,
+    "minLength": COUNTS, "maxLength": COUNTS, "minItems": COUNTS, "minProperties": COUNTS,
+    "pattern": st.sampled_from(["^a", "^[a-z]*$", "b", "^$", "^/"]),
+    "const": SMALL, "uniqueItems": st.booleans(), "description": st.text(max_size=3),
+    "required": st.lists(st.sampled_from("abc"), max_size=2, unique=True),
+}
+
+
+def _some(keywords: dict[str, st.SearchStrategy[t.Any]], most: int) -> st.SearchStrategy[dict[str, t.Any]]:
+    """Schemas of a few of `keywords` (few, so that values pass them often enough to matter)."""
+    names = st.lists(st.sampled_from(sorted(keywords)), max_size=most, unique=True)
+    return names.flatmap(lambda chosen: st.fixed_dictionaries({k: keywords[k] for k in chosen}))
+
+
+LEAVES = _some(LEAF_KEYWORDS, 3)
+
+
+def _nesting(inner: st.SearchStrategy[dict[str, t.Any]]) -> dict[str, st.SearchStrategy[t.Any]]:
+    return {
+        "properties": st.dictionaries(st.sampled_from("abc"), inner, max_size=2),
+        "additionalProperties": st.one_of(st.just(False), inner),
+        "propertyNames": inner,
+        "items": inner,
+        "anyOf": st.lists(inner, min_size=1, max_size=2),
+    }
+
+
+FOCUSED = [  # meetings of keywords that random schemas seldom bring about
+    {"uniqueItems": True},
+    {"type": "array", "uniqueItems": True, "items": {"type": ["integer", "number", "boolean"]}},
+    {"properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "integer"}},
+    {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "a"}]},
+    {"const": [0, {"a": False}]},
+]
+SCHEMAS = st.one_of(st.sampled_from(FOCUSED), st.recursive(
+    LEAVES, lambda inner: st.tuples(LEAVES, _some(_nesting(inner), 2)).map(lambda pair: {**pair[0], **pair[1]}),
+    max_leaves=4))
+
+
+def test_random_schemas_use_every_keyword_implemented() -> None:
+    assert {*LEAF_KEYWORDS, *_nesting(LEAVES)} - fastschema.ANNOTATIONS == set(fastschema.KEYWORDS)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(SCHEMAS, SMALL)
+@example({"uniqueItems": True}, [1, 1.0])
+@example({"uniqueItems": True}, [0, False])
+@example({"uniqueItems": True}, [[1], [1.0]])
+@example({"uniqueItems": True}, [1, math.nan, 1])  # jsonschema sorts first: nan hides the pair
+@example({"const": 1}, True)
+@example({"const": 1}, 1.0)
+@example({"type": "integer"}, 1.0)
+@example({"type": "number"}, True)
+@example({"pattern": "^a$"}, "a\n")
+@example({"maximum": 1, "exclusiveMinimum": 0}, math.nan)
+def test_every_keyword_answers_as_jsonschema_does(schema: dict[str, t.Any], value: t.Any) -> None:
+    assert fastschema.compile_schema(schema)(value) == type(FULL)(schema).is_valid(value)
+
+
+@settings(max_examples=500, deadline=None)
+@given(SMALL, SMALL, st.lists(SMALL, max_size=5))
+def test_equality_and_uniqueness_are_those_of_jsonschema(one: t.Any, two: t.Any, items: list[t.Any]) -> None:
+    assert fastschema._equal(one, two) == _utils.equal(one, two)
+    assert fastschema._uniq(items) == _utils.uniq(items)
+    assert fastschema._uniq([one, two]) == _utils.uniq([one, two])
+
+
 # --------------------------------------------------------------------------- the cases
 
 
@@ -104,7 +187,7 @@ def test_there_are_valid_documents_to_mutate() -> None:
     assert len(VALID_DOCS) >= 10
 
 
-# --------------------------------------------------------------------------- random values near the schema
+# --------------------------------------------------------------------------- random configs from the schema
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 SCALARS = st.one_of(
@@ -119,10 +202,23 @@ TRICKY = st.sampled_from([
     "", "a", "A", "0", "/", "/x", "x/", "a\n", "/\n", "\n/", "-a", "_a", "1A", "a-b", "a_b", "a b", "ä", "auto",
     "Auto", "auto\n", "a" * 40, "a" * 41, "/" + "a" * 63, "/" + "a" * 64, "0" * 64, "f" * 64 + "\n", "g" * 64, "0" * 63,
 ])
+ALMOST = st.sampled_from([{}, [], [0, 0], ["a", "a"], [True], [1.0], "auto", 1, 1.0, True, 0, -1, 0.0, 1024, 1025])
 EXTRA_KEYS = st.sampled_from(["extra", "tp_szie", "gpu-ids", "Version", "", "instance", "a"])
 
 
+def _bounds(schema: dict[str, t.Any]) -> tuple[t.Any, t.Any]:
+    return schema.get("minimum", schema.get("exclusiveMinimum")), schema.get("maximum")
+
+
+def _numbers(schema: dict[str, t.Any]) -> st.SearchStrategy[t.Any]:
+    """Numbers on and around the bounds of `schema`, and any number at all."""
+    bounds = [b for b in _bounds(schema) if b is not None]
+    near = [b + d for b in bounds for d in (-1, -0.5, -1e-9, 0, 1e-9, 0.5, 1)] + [float(b) for b in bounds]
+    return st.one_of(st.sampled_from(near or [0]), INT64, st.floats(), st.booleans())
+
+
 def _strings(schema: dict[str, t.Any]) -> st.SearchStrategy[str]:
+    """Strings that nearly fit `schema`'s pattern and lengths."""
     pattern = schema.get("pattern")
     if pattern is None:
         return st.one_of(TRICKY, st.text(max_size=8))
@@ -131,60 +227,87 @@ def _strings(schema: dict[str, t.Any]) -> st.SearchStrategy[str]:
                      fitting.map(str.upper), st.text(max_size=8))
 
 
-def _numbers(schema: dict[str, t.Any]) -> st.SearchStrategy[t.Any]:
-    bounds = [schema[k] for k in ("minimum", "maximum", "exclusiveMinimum") if k in schema]
-    near = [b + d for b in bounds for d in (-1, -0.5, -1e-9, 0, 1e-9, 0.5, 1)] + [float(b) for b in bounds]
-    inside = [st.integers(min(bounds), max(bounds)), st.floats(min(bounds), max(bounds))] if len(bounds) == 2 else []
-    return st.one_of(st.sampled_from(near or [0]), *inside, INT64, st.floats(), st.booleans())
+MISTYPED: dict[str, list[t.Any]] = {
+    "string": [1, True, ["a"]], "integer": [True, False, 1.0, 2.0, "1"], "number": [True, "0.5"],
+    "boolean": [1, 0, "true"], "array": ["a", {}, (0,)], "object": [[], "a"],
+}
 
 
-def _objects(schema: dict[str, t.Any]) -> st.SearchStrategy[dict[str, t.Any]]:
-    properties = schema.get("properties")
-    if properties is None:  # a map keyed by user names
-        names = _strings(schema.get("propertyNames", {}))
-        return st.dictionaries(names, near(schema.get("additionalProperties", {})), max_size=3)
-    required = schema.get("required", [])
-    fields = st.fixed_dictionaries({k: near(properties[k]) for k in required},
-                                   optional={k: near(s) for k, s in properties.items() if k not in required})
-    extras = st.one_of(st.just({}), st.just({}), st.just({}), st.dictionaries(EXTRA_KEYS, ANY, min_size=1, max_size=1))
-    dropped = st.one_of(st.just(None), st.just(None), st.just(None), st.sampled_from(required or [None]))
-    return st.tuples(fields, extras, dropped).map(
-        lambda fed: {k: v for k, v in {**fed[0], **fed[1]}.items() if k != fed[2]})
-
-
-def _shaped(schema: dict[str, t.Any]) -> st.SearchStrategy[t.Any]:
-    if "anyOf" in schema:
-        return st.one_of([near(branch) for branch in schema["anyOf"]])
-    if "const" in schema:
-        const = schema["const"]
-        return st.sampled_from([const, 1, 1.0, True, "1", "auto", "Auto", "auto\n", [const], {"a": const}])
+def _astray(schema: dict[str, t.Any]) -> st.SearchStrategy[t.Any]:
+    """Values that nearly fit `schema`: of a type next to its own, on its bounds, almost its pattern; or anything."""
     types = schema.get("type", [])
-    shapes = []
-    for kind in [types] if isinstance(types, str) else types:
-        if kind == "object":
-            shapes.append(_objects(schema))
-        elif kind == "array":
-            items = st.lists(near(schema.get("items", {})), max_size=4)
-            shapes += [items, items.map(lambda xs: xs + xs[:1])]
-        elif kind == "string":
-            shapes.append(_strings(schema))
-        elif kind in ("integer", "number"):
-            shapes.append(_numbers(schema))
-        elif kind == "boolean":
-            shapes.append(st.booleans())
-    return st.one_of(shapes) if shapes else ANY
+    mistyped = [v for kind in ([types] if isinstance(types, str) else types) for v in MISTYPED[kind]]
+    return st.one_of(st.sampled_from(mistyped or [None]), _numbers(schema), _strings(schema), ALMOST, TRICKY, ANY)
 
 
-def near(schema: dict[str, t.Any]) -> st.SearchStrategy[t.Any]:
-    """Values for `schema`: mostly of its shape and close to its bounds, sometimes anything at all."""
-    shaped = _shaped(schema)
-    return st.one_of(shaped, shaped, shaped, shaped, shaped, ANY)
+def _fit(draw: t.Any, schema: dict[str, t.Any], deviate: t.Callable[[], bool]) -> t.Any:
+    """A value valid under `schema`, but for the places where `deviate()` says to put something else."""
+    if deviate():
+        return draw(_astray(schema))
+    if "anyOf" in schema:
+        return _fit(draw, draw(st.sampled_from(schema["anyOf"])), deviate)
+    if "const" in schema:
+        return schema["const"]
+    types = schema.get("type", [])
+    if not types:
+        return draw(ANY)
+    kind = draw(st.sampled_from([types] if isinstance(types, str) else types))
+    if kind == "object" and "properties" in schema:
+        properties, required = schema["properties"], schema.get("required", [])
+        keys = required + draw(st.lists(st.sampled_from(sorted(set(properties) - set(required))), unique=True))
+        value = {key: _fit(draw, properties[key], deviate) for key in keys}
+        if deviate():
+            value[draw(EXTRA_KEYS)] = draw(ANY)
+        if required and deviate():
+            del value[draw(st.sampled_from(required))]
+        return value
+    if kind == "object":  # a map keyed by user names
+        names = _fit_strings(schema.get("propertyNames", {}))
+        keys = draw(st.lists(names, min_size=schema.get("minProperties", 0), max_size=3, unique=True))
+        if deviate():
+            keys.append(draw(_strings(schema.get("propertyNames", {}))))
+        return {key: _fit(draw, schema.get("additionalProperties", {}), deviate) for key in keys}
+    if kind == "array":
+        count = draw(st.integers(schema.get("minItems", 0), 4))
+        items = [_fit(draw, schema.get("items", {}), deviate) for _ in range(count)]
+        if schema.get("uniqueItems") and not deviate():
+            items = [item for i, item in enumerate(items) if item not in items[:i]]  # all of one type here
+        return items
+    if kind == "string":
+        return draw(_fit_strings(schema))
+    if kind in ("integer", "number"):
+        low, high = _bounds(schema)
+        whole = st.integers(low + 1 if "exclusiveMinimum" in schema else low, high)
+        if kind == "integer":
+            return draw(whole)
+        return draw(st.one_of(whole, st.floats(low, high, exclude_min="exclusiveMinimum" in schema)))
+    assert kind == "boolean", kind
+    return draw(st.booleans())
+
+
+def _fit_strings(schema: dict[str, t.Any]) -> st.SearchStrategy[str]:
+    least, most = schema.get("minLength", 0), schema.get("maxLength")
+    if "pattern" not in schema:
+        return st.text(min_size=least, max_size=most if most is not None else 12)
+    found = st.from_regex(schema["pattern"])  # like jsonschema, a match anywhere (re.search)
+    if most is not None:  # right at the limit, too
+        found = st.one_of(found, found.map(lambda s: s.ljust(most, "a")[:most]))
+    return found.filter(lambda s: least <= len(s) <= (most or len(s)) and re.search(schema["pattern"], s))
+
+
+@st.composite
+def configs(draw: t.Any) -> tuple[float, t.Any]:
+    """A config from the schema, and how often it was made to stray from it (0: never)."""
+    rate = draw(st.sampled_from([0, 0.02, 0.05, 0.15, 0.4]))
+    chance = draw(st.randoms(use_true_random=False))
+    return rate, _fit(draw, SCHEMA, lambda: chance.random() < rate)
 
 
 @SETTINGS
-@given(_objects(SCHEMA))
-def test_random_configs_get_the_same_answer(data: dict[str, t.Any]) -> None:
-    agree(data)
+@given(configs())
+def test_random_configs_get_the_same_answer(config: tuple[float, t.Any]) -> None:
+    rate, data = config
+    assert agree(data) or rate > 0
 
 
 # --------------------------------------------------------------------------- valid documents, mutated
@@ -208,9 +331,8 @@ def _containers(node: t.Any) -> list[t.Any]:
     return [node, *(c[k] for c, k in _slots(node) if isinstance(c[k], (dict, list)))]
 
 
-REPLACEMENTS = st.one_of(ANY, TRICKY, _numbers({"minimum": 0, "maximum": 1024}), _numbers({"exclusiveMinimum": 0}),
-                         st.sampled_from([{}, [], [0, 0], ["a", "a"], [True], [1.0], "auto", 1, 1.0, True]),
-                         ).map(copy.deepcopy)  # values are mutated further: never share one between examples
+REPLACEMENTS = st.one_of(ANY, TRICKY, ALMOST, _numbers({"minimum": 0, "maximum": 1024}),
+                         _numbers({"exclusiveMinimum": 0})).map(copy.deepcopy)  # mutated further: never shared
 
 
 @SETTINGS
@@ -234,7 +356,7 @@ def test_mutated_valid_documents_get_the_same_answer(doc: dict[str, t.Any], data
                 target.append(copy.deepcopy(target[0]))
             elif isinstance(target, dict):
                 key = data.draw(st.one_of(EXTRA_KEYS, _strings({"pattern": "^[a-z0-9][a-z0-9_-]*$"})), label="key")
-                target[key] = data.draw(st.one_of(REPLACEMENTS, st.sampled_from(VALID_DOCS).map(copy.deepcopy)), label="value")
+                target[key] = data.draw(st.one_of(REPLACEMENTS, st.sampled_from(VALID_DOCS).map(copy.deepcopy)))
             else:
                 target.append(data.draw(REPLACEMENTS, label="item"))
     agree(doc)
