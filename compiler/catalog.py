@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import difflib
 import functools
 import json
+import os
 import re
 import typing as t
-from importlib import resources
 
+from sglangc import catalogs
 from sglangc.errors import Finding, key_path, show
 from sglangc.model import Instance
+
+_CATALOGS = os.path.dirname(catalogs.__file__)  # plain files beside __init__.py: importlib.resources is slow to import
 
 # Flags that a typed field writes; `server_args` may not set them. Keyed by flag name, because the parser's
 # dest differs between versions (0.5.10 stores --tp-size as `tensor_parallel_size`); aliases share an option.
@@ -104,7 +106,7 @@ def default_version(environment: str) -> str:
 
 
 def shipped_versions() -> list[str]:
-    names = (p.name for p in resources.files("sglangc.catalogs").iterdir())
+    names = os.listdir(_CATALOGS)
     found = [n[len("sglang-") : -len(".json")] for n in names if n.startswith("sglang-") and n.endswith(".json")]
     return sorted(found, key=_version_key)
 
@@ -114,7 +116,8 @@ def load_catalog(version: str) -> Catalog | None:
     """The catalog of one SGLang version, or None when none is shipped for it."""
     if version not in shipped_versions():
         return None
-    raw = json.loads(resources.files("sglangc.catalogs").joinpath(f"sglang-{version}.json").read_text("utf-8"))
+    with open(os.path.join(_CATALOGS, f"sglang-{version}.json"), encoding="utf-8") as f:
+        raw = json.load(f)
     options: dict[str, Option] = {}
     for entry in raw["options"]:
         option = Option(
@@ -264,7 +267,9 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
             return "", f"expected a number, not {_kind(value)}"
         word = str(value)
         if "e" in word and word[-1].isdigit():  # -1e-05 would look like a flag to argparse: write it out
-            word = format(decimal.Decimal(word), "f")
+            from decimal import Decimal
+
+            word = format(Decimal(word), "f")
     elif kind == "human_int":
         if isinstance(value, bool) or not isinstance(value, (int, str)) or (
             isinstance(value, str) and not _HUMAN_INT.match(value)

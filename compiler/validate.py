@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import pkgutil
 import re
 import typing as t
-from importlib import resources
 
 from sglangc import fastschema
 from sglangc.errors import Finding, key_path, show
@@ -37,7 +37,10 @@ _TYPE_WORDS = {
 
 @functools.lru_cache(maxsize=1)
 def schema_text() -> str:
-    return resources.files("sglangc.schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    # pkgutil, not importlib.resources: that one takes longer to import than a whole check of a valid config
+    data = pkgutil.get_data("sglangc.schema", SCHEMA_FILE)
+    assert data is not None, "sglangc.schema cannot read its own files"
+    return data.decode("utf-8")
 
 
 @functools.lru_cache(maxsize=1)
