@@ -112,14 +112,13 @@ def _toml_message(e: Exception) -> str:
 
 def _depth(data: t.Any) -> int:
     """How deeply tables and arrays nest (iterative: a hostile file cannot exhaust the stack)."""
-    deepest, stack = 0, [(data, 1)]
+    deepest, stack = 1, [(data, 1)]
     while stack:
         value, depth = stack.pop()
-        deepest = max(deepest, depth)
         if depth > MAX_DEPTH:
             break
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+        children = value.values() if isinstance(value, dict) else value
+        if children:
+            deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
