@@ -200,26 +200,21 @@ def _describe(value: t.Any) -> str:
     return f"a TOML {type(value).__name__}"
 
 
-def _forbidden_characters(data: t.Any, name: str) -> list[Finding]:
+def _forbidden_characters(data: dict[str, t.Any], name: str) -> list[Finding]:
     """Strings and keys holding characters a shell, supervisord or SGLang cannot carry (iterative walk)."""
     findings = []
     stack: list[tuple[tuple[t.Any, ...], t.Any]] = [((), data)]
     while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            for k, v in value.items():
-                bad = _FORBIDDEN.search(k)
-                if bad is not None:
-                    findings.append(Finding(name, key_path(*path, k), _forbidden(bad[0], "key")))
-                stack.append(((*path, k), v))
-        elif isinstance(value, list):
-            stack.extend(((*path, i), v) for i, v in enumerate(value))
-        elif isinstance(value, str):
-            bad = _FORBIDDEN.search(value)
-            if bad is not None:
-                findings.append(Finding(name, key_path(*path), _forbidden(bad[0], "value")))
-        elif isinstance(value, float) and value != value:  # nan slips through every minimum and maximum
-            findings.append(Finding(name, key_path(*path), "nan is not a usable number; give a real value"))
+        path, container = stack.pop()
+        for k, value in container.items() if isinstance(container, dict) else enumerate(container):
+            if isinstance(k, str) and (bad := _FORBIDDEN.search(k)):
+                findings.append(Finding(name, key_path(*path, k), _forbidden(bad[0], "key")))
+            if isinstance(value, (dict, list)):
+                stack.append(((*path, k), value))
+            elif isinstance(value, str) and (bad := _FORBIDDEN.search(value)):
+                findings.append(Finding(name, key_path(*path, k), _forbidden(bad[0], "value")))
+            elif isinstance(value, float) and value != value:  # nan slips through every minimum and maximum
+                findings.append(Finding(name, key_path(*path, k), "nan is not a usable number; give a real value"))
     return findings
 
 
