@@ -53,11 +53,11 @@ class Option:
     def name(self) -> str:
         return self.flags[0][2:]
 
-    @property
+    @functools.cached_property  # asked for every flag of every instance
     def names(self) -> tuple[str, ...]:
         return tuple(f[2:] for f in self.flags)
 
-    @property
+    @functools.cached_property
     def owner(self) -> str | None:
         """The typed field that writes this flag, if one does."""
         return next((OWNED[n] for n in self.names if n in OWNED), None)
