@@ -33,7 +33,6 @@ def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
     Findings go to stderr, one per line; exit 0 when every config is valid, 1 otherwise.
     """
     from sglangc.pipeline import check as run_check
-    from sglangc.report import summary
 
     failed = False
     for config in configs:
@@ -41,6 +40,8 @@ def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
         _print_findings(result.findings)
         failed |= bool(result.errors) or (strict and bool(result.findings))
         if result.plan is not None and not quiet:
+            from sglangc.report import summary  # only here: `check -q` does without it
+
             _echo(summary(result.plan))
     sys.exit(OUTCOME_FINDINGS if failed else OUTCOME_OK)
 
