@@ -51,7 +51,7 @@ def lint(artifacts: t.Sequence[Artifact], plan: Plan, out_dir: str) -> list[str]
     with tempfile.TemporaryDirectory(prefix="sglangc-lint-") as scratch:
         relocated = plan.relocated(scratch)
         Path(relocated.deployment.master.runtime_dir, "supervisor").mkdir(parents=True, exist_ok=True)
-        Path(relocated.deployment.master.log_dir).mkdir(parents=True, exist_ok=True)
+        Path(relocated.log_dir).mkdir(parents=True, exist_ok=True)
         supervisord_conf = render_conf(relocated, out_dir)
         for a in scripts:
             Path(scratch, a.relpath).write_text(a.text, encoding="utf-8")

@@ -140,7 +140,7 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
         "sglangc_version": __version__,
         "lib": path(LIB),
         "runtime_dir": master.runtime_dir,
-        "log_dir": master.log_dir,
+        "log_dir": plan.log_dir,
         "conf": path("supervisord.conf"),
         "socket": f"{master.runtime_dir}/{SOCKET}",
         "runner": path("check-and-run-sglang.sh"),

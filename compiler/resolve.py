@@ -14,6 +14,7 @@ from sglangc.model import Deployment, Instance, Master
 
 SHARED_GPU_MEMORY = 0.9
 PROGRAM_PREFIX = "sglang-"
+LOG_SUBDIR = "sglangc"  # below master.log_dir
 # Wildcard binds, and the loopback address a probe reaches each of them on.
 WILDCARD_PROBE = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 ANY_HOSTS = frozenset(WILDCARD_PROBE)
@@ -63,6 +64,11 @@ class Plan:
     @property
     def enabled(self) -> tuple[LaunchUnit, ...]:
         return tuple(u for u in self.units if u.enabled)
+
+    @property
+    def log_dir(self) -> str:
+        """The deployment's private log directory (mode 0700) under master.log_dir, which may be shared (/tmp)."""
+        return private_log_dir(self.deployment.master)
 
     @property
     def start_order(self) -> tuple[LaunchUnit, ...]:
@@ -135,10 +141,17 @@ def _exports(inst: Instance, gpus: tuple[int, ...]) -> tuple[tuple[str, str], ..
     return tuple(exports)
 
 
+def private_log_dir(master: Master) -> str:
+    """Where the logs go: a directory of the deployment's own below master.log_dir. In a directory other users
+    can write (/tmp), a log file of its own name could be planted there; inside a 0700 directory the scripts
+    create and verify, it cannot."""
+    return f"{master.log_dir.rstrip('/') or ''}/{LOG_SUBDIR}"
+
+
 def _files(master: Master, name: str, api_key_env: str | None) -> dict[str, t.Any]:
     """The runtime files of one instance: its log, its pid file and (with an API key) the key's YAML file."""
     return {
-        "log_file": f"{master.log_dir}/sglang-server-{name}.log",
+        "log_file": f"{private_log_dir(master)}/sglang-server-{name}.log",
         "pid_file": f"{master.runtime_dir}/pids/{name}.pid",
         "secret_file": f"{master.runtime_dir}/secrets/{name}.yaml" if api_key_env else None,
     }

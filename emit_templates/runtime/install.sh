@@ -35,6 +35,9 @@
 # 11 checksum mismatch, 12 not enough space, 13 extraction failed (also: not a bundle), 14 install failed,
 # 15 verify failed, 16 lock busy (--no-wait), 17 target not writable, 18 tool missing.
 shopt -s nullglob
+# The environment is read and run by every user of the container but written by this script alone, whatever
+# umask the caller (an entrypoint) had: files 0644 and directories 0755, never writable by others.
+umask 022
 
 bundle="${AUTO_INFER_SGLANG_BUNDLE_PATH:-$default_bundle}"
 pin_env="${AUTO_INFER_SGLANG_BUNDLE_SHA256:-$default_sha256}"

@@ -13,7 +13,8 @@
 #   highest_gpu                the highest GPU id the instance uses (checked against nvidia-smi -L)
 #   installer                  the installer to name when the environment is missing
 #   ready_timeout              seconds to wait for each instance in `waits`
-#   pid_file                   where the server's pid is recorded
+#   runtime_dir                the deployment's private runtime directory (pid files, key files)
+#   pid_file                   where the server's pid is recorded, with its start time
 #   secret_file api_key_env    the API key file SGLang reads (--config) and the variable holding the key
 #                              (both empty when the instance has no key)
 #   exports                    NAME=VALUE words, exported in order
@@ -24,6 +25,7 @@
 # 13 port in use, 14 GPU missing, 15 API key variable unset, 16 API key unusable, 17 dependency not ready,
 # 18 runtime directory unusable.
 
+umask 077 # what this script and the server create is the deployment's own
 resolve_prefix
 
 # A word quoted the way Python's shlex.quote does, so that shlex.split reads it back exactly: in `quoted`.
@@ -101,6 +103,8 @@ for kv in "${exports[@]}"; do
   export "${kv?}"
 done
 
+private_dir "$runtime_dir" create || die 18 "unsafe runtime directory: $unsafe"
+
 if [ -n "$secret_file" ]; then
   # The API key goes to SGLang through a private YAML file, never on a command line.
   api_key=${!api_key_env:-}
@@ -110,12 +114,10 @@ if [ -n "$secret_file" ]; then
     *[[:cntrl:]]*) die 16 "the API key in $api_key_env contains a control character" ;;
   esac
   secrets_dir=${secret_file%/*}
-  (
-    umask 077
-    mkdir -p -- "$secrets_dir" && chmod 0700 -- "${secrets_dir%/*}" "$secrets_dir" &&
-      tmp=$(mktemp "$secrets_dir/.$name.XXXXXX") &&
+  {
+    mkdir -p -- "$secrets_dir" && tmp=$(mktemp "$secrets_dir/.$name.XXXXXX") &&
       printf "api-key: '%s'\n" "${api_key//\'/\'\'}" >"$tmp" && mv -f -- "$tmp" "$secret_file"
-  ) || die 18 "cannot write the API key file in $secrets_dir"
+  } || die 18 "cannot write the API key file in $secrets_dir"
   unset api_key
 fi
 
@@ -141,8 +143,9 @@ fi
 
 # The server keeps this pid (exec) and leads its own process group: with the pid on file, `stop` can end it
 # even when supervisord is gone (killed) or was never used.
-(umask 077 && mkdir -p -- "${pid_file%/*}" && printf '%s\n' "$$" >"$pid_file") ||
+if ! { proc_stat "$$" && mkdir -p -- "${pid_file%/*}" && printf '%s %s\n' "$$" "$proc_start" >"$pid_file"; }; then
   die 18 "cannot write the pid file $pid_file"
+fi
 
 say "starting SGLang on $host:$port with GPUs ${CUDA_VISIBLE_DEVICES-}"
 exec "$PREFIX/bin/python" -m sglang.launch_server "${argv[@]}"

@@ -49,14 +49,16 @@ now_us() {
   fi
 }
 
-# The state letter of process $1 (R, S, Z, …) in proc_state, its parent in proc_ppid and its process group
-# in proc_pgrp; fails when there is no such process.
-proc_state="" proc_ppid="" proc_pgrp=""
+# The state letter of process $1 (R, S, Z, …) in proc_state, its parent in proc_ppid, its process group in
+# proc_pgrp and its start time (clock ticks since boot: with the pid, what tells this process from a later
+# one that got the same pid) in proc_start; fails when there is no such process.
+proc_state="" proc_ppid="" proc_pgrp="" proc_start=""
 proc_stat() {
   local stat
-  proc_state="" proc_ppid="" proc_pgrp=""
+  proc_state="" proc_ppid="" proc_pgrp="" proc_start=""
   read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
-  read -r proc_state proc_ppid proc_pgrp _ <<<"${stat##*) }"
+  # fields 3 (state), 4 (ppid), 5 (pgrp), then 6 to 21, then 22 (starttime)
+  read -r proc_state proc_ppid proc_pgrp _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ proc_start _ <<<"${stat##*) }"
 }
 
 # Whether process $1 is alive (a zombie counts as gone).
@@ -114,4 +116,77 @@ http_status() {
   fi
   exec 3<&-
   printf '%s' "$status"
+}
+
+# Close every descriptor above 2 that this (sub)shell inherited, so that what it starts in the background
+# keeps no pipe or file of the caller's open (an entrypoint waiting for EOF on one would wait forever). Call it
+# in the subshell that then execs the background program.
+close_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    if [[ $fd =~ ^[0-9]+$ ]] && [ "$fd" -gt 2 ]; then
+      { exec {fd}>&-; } 2>/dev/null || :
+    fi
+  done
+}
+
+# private_dir DIR [create]: whether DIR is fit to hold this deployment's private files (pid files, keys,
+# sockets, logs): a real directory (not a symlink) of the user running this (uid $EUID), not writable by
+# anyone else, below directories that are each owned by root or this user and, when every user may write
+# them, sticky (like /tmp), so that no other user can swap DIR or a directory above it for one of theirs.
+# With `create`, a missing DIR is made (mode 0700 under the caller's umask 077). DIR is made mode 0700.
+# Fails with the reason in `unsafe`.
+unsafe=""
+private_dir() {
+  local dir=$1 create=${2-} path="" part owner mode name real
+  local -a parts=() ancestors=(/)
+  unsafe=""
+  [[ $dir == /* ]] || dir="$PWD/$dir"
+  IFS=/ read -r -a parts <<<"${dir#/}"
+  for part in "${parts[@]}"; do
+    [ -n "$part" ] || continue
+    path+="/$part"
+    [ "$path" != "$dir" ] || break
+    [ -e "$path" ] || [ -L "$path" ] || break
+    ancestors+=("$path")
+  done
+  # the directories above, as named and as resolved (a symlink on the way, such as /var/run, is checked
+  # for who owns it; where it leads is checked as the resolved path)
+  if real=$(readlink -f -- "${ancestors[-1]}" 2>/dev/null) && [ "$real" != "${ancestors[-1]}" ]; then
+    path=""
+    IFS=/ read -r -a parts <<<"${real#/}"
+    for part in "${parts[@]}"; do
+      [ -z "$part" ] || { path+="/$part"; ancestors+=("$path"); }
+    done
+  fi
+  while read -r owner mode name; do
+    if [ "$owner" != 0 ] && [ "$owner" != "$EUID" ]; then
+      unsafe="$name belongs to uid $owner, neither root nor uid $EUID (who runs this): that user could swap $dir"
+      return 1
+    fi
+    mode=$((16#$mode))
+    if [ $((mode & 8#170000)) = $((8#040000)) ] && [ $((mode & 8#002)) != 0 ] && [ $((mode & 8#1000)) = 0 ]; then
+      unsafe="every user may write $name and it is not sticky: another user could swap $dir"
+      return 1
+    fi
+  done < <(stat -c '%u %f %n' -- "${ancestors[@]}" 2>/dev/null)
+  if [ -n "$create" ] && [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+    mkdir -p -- "$dir" 2>/dev/null || [ -d "$dir" ] || { unsafe="cannot create $dir"; return 1; }
+  fi
+  if [ -L "$dir" ]; then
+    unsafe="$dir is a symbolic link; it must be a directory of its own"
+    return 1
+  fi
+  [ -d "$dir" ] || { unsafe="$dir is not a directory"; return 1; }
+  read -r owner mode < <(stat -c '%u %a' -- "$dir" 2>/dev/null) || { unsafe="cannot stat $dir"; return 1; }
+  if [ "$owner" != "$EUID" ]; then
+    unsafe="$dir belongs to uid $owner, not to uid $EUID (who runs this)"
+    return 1
+  fi
+  if [ $((8#$mode & 8#022)) != 0 ]; then
+    unsafe="$dir is writable by other users (mode $mode); make it 0700 or remove it"
+    return 1
+  fi
+  chmod 0700 -- "$dir" 2>/dev/null || { unsafe="cannot chmod 0700 $dir"; return 1; }
 }

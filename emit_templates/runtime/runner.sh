@@ -40,6 +40,7 @@ usage() {
     "  stop [NAME...]                stop the instances; with no NAME also supervisord, so nothing is left" \
     "  restart [NAME...]             stop, then start (with no NAME supervisord too: picks up a changed environment)" \
     "  status                        one line per instance: state and readiness; exit 0 when all are RUNNING, else 3" \
+    "                                (UNSUPERVISED: a server left running by a supervisord that was killed)" \
     "  wait [--timeout S] [NAME...]  wait until the instances answer /health (default timeout ${ready_timeout} s);" \
     "                                exit 0 when all are ready, else 1" \
     "  logs NAME [-f]                the last 200 lines of an instance's log (-f: follow it)" \
@@ -48,7 +49,7 @@ usage() {
     "config: $config" \
     "supervisord: \$AUTO_INFER_SGLANG_SUPERVISORD, else $PREFIX/bin/supervisord, else PATH;" \
     "  none found: plain background processes with pid files in $runtime_dir/pids" \
-    "exit codes: 0 done, 1 failed, 2 usage, 3 (status) not all running"
+    "exit codes: 0 done, 1 failed, 2 usage, 3 (status) not all running, 4 unsafe runtime or log directory"
 }
 
 # A line of the report on stdout (messages about the run go through report, warn and die).
@@ -112,28 +113,40 @@ log_tail() {
 
 ready() { [ "$(http_status "${hosts[$1]}" "${ports[$1]}" /health 5 2>/dev/null)" = 200 ]; }
 
-# Whether pid $1 runs instance $2: its launch script, or the SGLang server it became.
+# Whether pid $1 runs instance $2: its launch script, or the SGLang server on its port that it became.
 ours() {
-  local w
+  local w prev="" server=0 port=0
   proc_cmdline "$1" || return 1
   for w in "${proc_argv[@]}"; do
-    if [ "$w" = "${launches[$2]}" ] || [ "$w" = sglang.launch_server ]; then
-      return 0
+    [ "$w" != "${launches[$2]}" ] || return 0
+    [ "$w" != sglang.launch_server ] || server=1
+    if [ "$prev" = --port ] && [ "$w" = "${ports[$2]}" ]; then
+      port=1
     fi
+    prev=$w
   done
-  return 1
+  [ "$server" = 1 ] && [ "$port" = 1 ]
 }
 
+# The runtime and log directories, made (0700) or verified: a directory another user owns, can write or has
+# replaced by a symlink is refused (exit 4), since pid files, keys, the socket and the logs live there.
 ensure_dirs() {
   local i
-  mkdir -p "$runtime_dir/pids" "$runtime_dir/secrets" "$runtime_dir/supervisor" ||
-    die 1 "cannot create the runtime directory $runtime_dir"
-  chmod 0700 "$runtime_dir" "$runtime_dir/pids" "$runtime_dir/secrets" "$runtime_dir/supervisor"
-  [ -d "$log_dir" ] || mkdir -p "$log_dir" || die 1 "cannot create the log directory $log_dir"
+  private_dir "$runtime_dir" create || die 4 "unsafe runtime directory: $unsafe"
+  mkdir -p -- "$runtime_dir/pids" "$runtime_dir/secrets" "$runtime_dir/supervisor" ||
+    die 4 "cannot create the directories in $runtime_dir"
+  private_dir "$log_dir" create || die 4 "unsafe log directory: $unsafe"
   for i in "${!names[@]}"; do
-    : >>"${logs[$i]}" || die 1 "cannot write the log file ${logs[$i]}"
-    chmod 0600 "${logs[$i]}"
+    : >>"${logs[$i]}" || die 4 "cannot write the log file ${logs[$i]}"
+    chmod 0600 -- "${logs[$i]}"
   done
+}
+
+# Before reading anything in the runtime directory (pid files name processes to signal): refused like above.
+verify_runtime_dir() {
+  if [ -e "$runtime_dir" ] || [ -L "$runtime_dir" ]; then
+    private_dir "$runtime_dir" || die 4 "unsafe runtime directory: $unsafe"
+  fi
 }
 
 remove_secrets() {
@@ -194,7 +207,8 @@ sv_launch_daemon() {
   local deadline=$((SECONDS + 30))
   report "starting supervisord: $supervisord -c $conf"
   # A socket or pid file left by a killed supervisord does not stop it: it unlinks a stale socket itself.
-  if ! "$supervisord" -c "$conf" </dev/null; then
+  # It keeps no descriptor of the caller's beyond 0-2 (it closes those three itself as it daemonizes).
+  if ! (close_fds && exec "$supervisord" -c "$conf") </dev/null; then
     sv_up || die 1 "supervisord failed to start; see $runtime_dir/supervisord.log"
     return 0 # another start was quicker
   fi
@@ -208,6 +222,7 @@ sv_start() {
   local rc=0
   ensure_dirs
   if ! sv_up; then
+    replace_orphans
     sv_launch_daemon
     if [ "$all_picked" = 0 ] && [ "$master_enable" = true ]; then
       report "note: supervisord starts every enabled instance by itself (autostart: master.enable is true)"
@@ -306,32 +321,47 @@ sv_query() {
 
 unknown_program="the running supervisord does not know it (compiled again since it started? see: $0 restart)"
 
-# last_exit: how supervisord last saw a program end, e.g. "exit status 13; not expected" ('' when never).
+# last_exit: how supervisord last saw a program end in its current (or latest) run, e.g. "exit status 13; not
+# expected" ('' when never). Its log is appended across runs: only lines after the last start count.
 last_exit=""
 sv_last_exit() {
   local line=""
   last_exit=""
   [ -r "$runtime_dir/supervisord.log" ] || return 0
-  line=$(grep -o "exited: $1 ([^)]*)" "$runtime_dir/supervisord.log" | tail -n 1) || true
-  line=${line#*\(}
-  last_exit=${line%\)}
+  line=$(awk -v program="exited: $1 (" '
+    / supervisord started with pid / { last = "" }
+    index($0, program) { last = substr($0, index($0, program) + length(program)) }
+    END { print last }' "$runtime_dir/supervisord.log") || true
+  last_exit=${line%)*}
 }
 
 # ---------------------------------------------------------------------------------------------------------
 # fallback mode: each launch script in its own session, pid in pid_files[i] (the pid is also the group id)
 
 fb_pid=""
-# Whether instance $1 runs (per its pid file): sets fb_pid ('' without a usable pid file).
+# Whether instance $1 runs, per its pid file ("PID STARTTIME"): sets fb_pid ('' without a usable pid file).
+# The pid is trusted only when that process started at the recorded time, leads its own process group and
+# runs this instance's launch script or its SGLang server: a pid file kept from before a restart may name an
+# unrelated process by now, or another instance's.
 fb_running() {
+  local start=""
   fb_pid=""
-  read -r fb_pid 2>/dev/null <"${pid_files[$1]}" || true
+  read -r fb_pid start _ 2>/dev/null <"${pid_files[$1]}" || true
   case $fb_pid in
     "" | *[!0-9]* | 0 | 1)
       fb_pid="" # never signal -0 or -1: that would reach every process
       return 1
       ;;
   esac
-  alive "$fb_pid" && ours "$fb_pid" "$1"
+  alive "$fb_pid" && [ -n "$start" ] && [ "$proc_start" = "$start" ] && [ "$proc_pgrp" = "$fb_pid" ] &&
+    ours "$fb_pid" "$1"
+}
+
+# Record the pid of a server just started, with its start time (what fb_running checks).
+record_pid() {
+  if proc_stat "$2"; then
+    printf '%s %s\n' "$2" "$proc_start" >"${pid_files[$1]}"
+  fi
 }
 
 fb_start() {
@@ -343,16 +373,18 @@ fb_start() {
       report "${names[$i]}: already running (pid $fb_pid)"
       continue
     fi
+    # Each in a session of its own (so its process group can be killed as one), with no descriptor of the
+    # caller's beyond stdin (/dev/null) and the log.
     if command -v setsid >/dev/null 2>&1; then
-      setsid "${launches[$i]}" </dev/null >>"${logs[$i]}" 2>&1 &
+      (close_fds && exec setsid "${launches[$i]}") </dev/null >>"${logs[$i]}" 2>&1 &
       pid=$!
     else
       set -m
-      "${launches[$i]}" </dev/null >>"${logs[$i]}" 2>&1 &
+      (close_fds && exec "${launches[$i]}") </dev/null >>"${logs[$i]}" 2>&1 &
       pid=$!
       set +m
     fi
-    printf '%s\n' "$pid" >"${pid_files[$i]}"
+    record_pid "$i" "$pid"
     report "${names[$i]}: started (pid $pid, log ${logs[$i]})"
     started+=("$i")
     started_pids+=("$pid")
@@ -373,10 +405,27 @@ fb_start() {
   return "$rc"
 }
 
-fb_stop() {
+fb_stop() { stop_by_pid_files "${picked[@]}"; }
+
+# Instances in supervisord mode that run without it (supervisord was killed; its servers went on): replaced
+# cleanly before supervisord starts again, since it cannot adopt them and they hold their ports.
+replace_orphans() {
+  local i
+  local -a orphans=()
+  for i in "${!names[@]}"; do
+    if fb_running "$i"; then
+      report "${names[$i]}: replacing the server that runs without supervisord (pid $fb_pid; supervisord was killed)"
+      orphans+=("$i")
+    fi
+  done
+  [ "${#orphans[@]}" = 0 ] || stop_by_pid_files "${orphans[@]}" || die 1 "cannot stop the servers left without supervisord"
+}
+
+# Stop the instances with these indices through their pid files: TERM to each server, then the whole group.
+stop_by_pid_files() {
   local i pid deadline rc=0
   local -a pending=() groups=()
-  for i in "${picked[@]}"; do
+  for i in "$@"; do
     if fb_running "$i"; then
       report "${names[$i]}: stopping (pid $fb_pid)"
       kill -TERM "$fb_pid" 2>/dev/null || true # the server only: it drains, then ends its children
@@ -412,7 +461,7 @@ fb_stop() {
       sleep 0.1
     done
   done
-  for i in "${picked[@]}"; do
+  for i in "$@"; do
     rm -f -- "${pid_files[$i]}"
   done
   return "$rc"
@@ -458,6 +507,8 @@ cmd_status() {
         state=${sv_state[${programs[$i]}]:-UNKNOWN}
         desc=${sv_desc[${programs[$i]}]:-}
         [ -n "${sv_state[${programs[$i]}]:-}" ] || desc=$unknown_program
+      elif fb_running "$i"; then
+        state=UNSUPERVISED desc="pid $fb_pid runs without supervisord, which is not running (killed?); start replaces it"
       else
         state=STOPPED desc="supervisord is not running"
       fi
@@ -509,7 +560,7 @@ cmd_wait() {
         ;;
     esac
   done
-  [[ $timeout =~ ^[0-9]+$ ]] || die 2 "--timeout wants whole seconds, not '$timeout'"
+  [[ $timeout =~ ^[0-9]{1,9}$ ]] || die 2 "--timeout wants whole seconds (at most 9 digits), not '$timeout'"
   pick "${args[@]}"
   now=$(now_us)
   t0=$now
@@ -624,6 +675,7 @@ case $command in
 esac
 
 find_supervisord
+verify_runtime_dir
 case $command in
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;

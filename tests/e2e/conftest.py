@@ -7,47 +7,28 @@ or environment) and killed, even when the test failed; every wait is bounded.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 import typing as t
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from sglangc.cli import cli
+from support import CATALOG, SYSTEM_PATH, wait_for
+from support.cli import run_cli
+from support.net import free_ports
+from support.procs import group_members, kill_all, proc_state, processes_with
+from support.standin import make_project
 
-ROOT = Path(__file__).resolve().parents[2]
-CATALOG = ROOT / "compiler" / "catalogs" / "sglang-0.5.23.json"
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MODES = ("supervisord", "fallback")
-
-_spec = importlib.util.spec_from_file_location("sglang_standin_build", ROOT / "tests/fakes/sglang_standin/build.py")
-standin = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(standin)
-
-
-def make_project(project: Path, *, supervisor: bool) -> Path:
-    """A pixi project dir whose default environment ($PREFIX) holds the stand-in (and supervisor if asked)."""
-    extras = ("pyyaml", "supervisor") if supervisor else ("pyyaml",)
-    standin.make_prefix(project / ".pixi" / "envs" / "default", CATALOG, extra_packages=extras)
-    return project
 
 
 @pytest.fixture(scope="session")
 def projects(tmp_path_factory) -> dict[str, Path]:
     """mode → AUTO_INFER_SGLANG_PIXI_PROJECT_DIR: with supervisord in $PREFIX/bin, or with none anywhere."""
-    if not CATALOG.exists():
-        pytest.skip(f"{CATALOG} is missing")
+    assert CATALOG.exists(), f"{CATALOG} is missing"
     if shutil.which("supervisord", path=SYSTEM_PATH):
         pytest.fail(f"a supervisord on {SYSTEM_PATH}: the fallback mode cannot be tested here")
     base = tmp_path_factory.mktemp("pixi")
@@ -55,19 +36,6 @@ def projects(tmp_path_factory) -> dict[str, Path]:
         "supervisord": make_project(base / "with-supervisor", supervisor=True),
         "fallback": make_project(base / "plain", supervisor=False),
     }
-
-
-def free_ports(count: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def toml_str(value: str) -> str:
@@ -80,81 +48,6 @@ def fill(text: str, fields: dict[str, str]) -> str:
         text = text.replace(f"<<{key}>>", value)
     assert "<<" not in text, text
     return text
-
-
-def wait_for(predicate: t.Callable[[], t.Any], timeout: float, what: str, interval: float = 0.1) -> t.Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-def http(port: int, path: str, key: str | None = None, timeout: float = 5) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if key is not None:
-        request.add_header("Authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        with error:
-            return error.code, error.read()
-    except OSError:
-        return 0, b""
-
-
-def proc_state(pid: int) -> str | None:
-    """The state letter of a process, None when it is gone (zombies count as gone: they are only not reaped)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    state = stat.rpartition(")")[2].split()[0]
-    return None if state in ("Z", "X") else state
-
-
-def proc_pgid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[2])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def live_pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and proc_state(int(p.name))]
-
-
-def group_members(pgid: int) -> list[int]:
-    return [pid for pid in live_pids() if proc_pgid(pid) == pgid]
-
-
-def cmdline(pid: int) -> list[bytes]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-    except OSError:
-        return []
-
-
-def processes_with(*tokens: str) -> list[int]:
-    """Live processes (not this one) whose command line or environment mentions one of the tokens."""
-    marks = [tok.encode() for tok in tokens]
-    found = []
-    for pid in live_pids():
-        if pid == os.getpid():
-            continue
-        text = b""
-        for part in ("cmdline", "environ"):
-            try:
-                text += Path(f"/proc/{pid}/{part}").read_bytes()
-            except OSError:
-                pass
-        if any(mark in text for mark in marks) and proc_state(pid):
-            found.append(pid)
-    return found
 
 
 @dataclasses.dataclass
@@ -176,10 +69,15 @@ class Deployment:
         return self.out / "check-and-run-sglang.sh"
 
     def runner(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["bash", str(self.runner_path), *args], env=env or self.env, cwd=self.root, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
+        """check-and-run-sglang.sh ARGS…; the test fails if it has not finished after `timeout` seconds."""
+        try:
+            return subprocess.run(
+                ["bash", str(self.runner_path), *args], env=env or self.env, cwd=self.root, stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=timeout, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"check-and-run-sglang.sh {' '.join(args)} did not finish within {timeout:g} s\n"
+                        f"{self.all_logs()}", pytrace=False)
 
     def run_ok(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         done = self.runner(*args, timeout=timeout)
@@ -221,12 +119,7 @@ class Deployment:
         return sorted(pids)
 
     def kill_all(self) -> None:
-        for pid in self.leftovers():
-            for kill in (os.killpg, os.kill):
-                try:
-                    kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        kill_all(self.leftovers())
         wait_for(lambda: not self.leftovers(), 10, "killed processes to go")
 
 
@@ -269,8 +162,8 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
         config = tmp_path / "config.toml"
         config.write_text(text, encoding="utf-8")
         out = tmp_path / "out"
-        done = CliRunner().invoke(cli, ["compile", str(config), "-o", str(out)], catch_exceptions=False)
-        assert done.exit_code == 0, done.output
+        done = run_cli("compile", str(config), "-o", str(out))
+        assert done.exit_code == 0, done.stdout + done.stderr
         full_env = {
             "PATH": SYSTEM_PATH,
             "HOME": str(tmp_path),
@@ -279,7 +172,8 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
             "SGLANG_STANDIN_DRAIN_SECONDS": "0.1",
             **(env or {}),
         }
-        dep = Deployment(mode, tmp_path, run_dir / run_name, out, log_dir, config, full_env, ports)
+        # the logs go to a private directory of the deployment below master.log_dir
+        dep = Deployment(mode, tmp_path, run_dir / run_name, out, log_dir / "sglangc", config, full_env, ports)
         made.append(dep)
         return dep
 
@@ -287,8 +181,8 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
     for dep in made:
         try:
             dep.runner("stop", timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
+        except pytest.fail.Exception:
+            pass  # what stop left is killed below
         dep.kill_all()
     for run_dir in run_dirs:
         shutil.rmtree(run_dir, ignore_errors=True)

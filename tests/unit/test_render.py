@@ -179,7 +179,7 @@ def test_supervisor_accepts_conf(config, tmp_path, short_dir, monkeypatch):
     # % is special to supervisord (and expanded twice in a log file name), spaces and quotes to shells
     run_dir, log_dir = short_dir / "run 100% 'x'", tmp_path / "logs 100% 'x' $y ü"
     (run_dir / "supervisor").mkdir(parents=True)
-    log_dir.mkdir()
+    (log_dir / "sglangc").mkdir(parents=True)  # the private log directory the runner makes at start
     copy = tmp_path / "config.toml"
     copy.write_text(with_dirs(config.read_text(encoding="utf-8"), run_dir, log_dir), encoding="utf-8")
     out = tmp_path / "out"
@@ -198,7 +198,7 @@ def test_supervisor_accepts_conf(config, tmp_path, short_dir, monkeypatch):
         program = programs[f"sglang-{name}"]
         assert shlex.split(program.command) == [str(out / f"launch-{name}.sh")]
         assert os.access(program.command, os.X_OK)
-        assert program.stdout_logfile == str(log_dir / f"sglang-server-{name}.log")
+        assert program.stdout_logfile == str(log_dir / "sglangc" / f"sglang-server-{name}.log")
         assert (program.stopsignal, program.stopasgroup, program.killasgroup) == (15, False, True)
         assert program.autostart == plan.deployment.master.enable
     (server,) = options.configroot.supervisord.server_configs

@@ -413,14 +413,14 @@ def test_plan_holds_every_runtime_decision(resolve):
     assert units["b"].exports == (("CUDA_VISIBLE_DEVICES", "2,3"), ("A", "1"), ("PYTHONUNBUFFERED", "0"))
     assert (units["a"].highest_gpu, units["b"].highest_gpu) == (1, 3)
     assert units["b"].program == "sglang-b"
-    assert units["b"].log_file == "/var/log/x/sglang-server-b.log"
+    assert units["b"].log_file == "/var/log/x/sglangc/sglang-server-b.log" and plan.log_dir == "/var/log/x/sglangc"
     assert units["b"].pid_file == "/run/x/pids/b.pid"
     assert units["b"].secret_file == "/run/x/secrets/b.yaml" and units["a"].secret_file is None
     assert units["b"].argv[units["b"].argv.index("--config") + 1] == units["b"].secret_file
     assert plan.settle_seconds == (4 + 2 + 2) * (2 + 1) + 5
     moved = plan.relocated("/scratch")
     assert moved.deployment.master.runtime_dir == "/scratch/run/x"
-    assert {u.name: u.log_file for u in moved.units}["b"] == "/scratch/var/log/x/sglang-server-b.log"
+    assert {u.name: u.log_file for u in moved.units}["b"] == "/scratch/var/log/x/sglangc/sglang-server-b.log"
     assert {u.name: u.secret_file for u in moved.units}["b"] == "/scratch/run/x/secrets/b.yaml"
     doc = json.loads(plan_json(plan))
     assert doc["start_order"] == ["b", "a"] and doc["settle_seconds"] == plan.settle_seconds

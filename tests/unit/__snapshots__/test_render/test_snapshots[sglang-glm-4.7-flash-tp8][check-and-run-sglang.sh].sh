@@ -13,7 +13,7 @@ me=check-and-run-sglang.sh
 config=model-configs/sglang-glm-4.7-flash-tp8.toml
 conf=/soft/app/sglang/supervisord.conf
 runtime_dir=/run/sglangc
-log_dir=/tmp
+log_dir=/tmp/sglangc
 default_project_dir=/hard/volume/workspace/sglang-pixi-offline
 default_environment=default
 group=sglang
@@ -24,8 +24,8 @@ settle_seconds=65
 # The enabled instances in start order: name, supervisord program, launch script, probe address, port,
 # log file, pid file, API key file, the variable holding the key ('' when none), the instances it waits for.
 units=(
-  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY ''
-  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY ''
+  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY ''
+  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY ''
 )
 
 lib=/soft/app/sglang/lib

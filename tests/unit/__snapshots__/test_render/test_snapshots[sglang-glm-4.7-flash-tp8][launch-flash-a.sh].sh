@@ -19,6 +19,7 @@ port=30000
 highest_gpu=3
 installer=/soft/app/sglang/install-sglang-offline.sh
 ready_timeout=1800
+runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/flash-a.pid
 secret_file=/run/sglangc/secrets/flash-a.yaml
 api_key_env=SGLANG_API_KEY

@@ -19,6 +19,7 @@ port=30001
 highest_gpu=7
 installer=/soft/app/sglang/install-sglang-offline.sh
 ready_timeout=1800
+runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/flash-b.pid
 secret_file=/run/sglangc/secrets/flash-b.yaml
 api_key_env=SGLANG_API_KEY

@@ -13,7 +13,7 @@ me=check-and-run-sglang.sh
 config=model-configs/sglang-glm-4.7-tp8.toml
 conf=/soft/app/sglang/supervisord.conf
 runtime_dir=/run/sglangc
-log_dir=/tmp
+log_dir=/tmp/sglangc
 default_project_dir=/hard/volume/workspace/sglang-pixi-offline
 default_environment=default
 group=sglang
@@ -24,7 +24,7 @@ settle_seconds=65
 # The enabled instances in start order: name, supervisord program, launch script, probe address, port,
 # log file, pid file, API key file, the variable holding the key ('' when none), the instances it waits for.
 units=(
-  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY ''
+  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY ''
 )
 
 lib=/soft/app/sglang/lib

@@ -13,7 +13,7 @@ me=check-and-run-sglang.sh
 config=model-configs/sglang-single-gpu.toml
 conf=/soft/app/sglang/supervisord.conf
 runtime_dir=/run/sglangc
-log_dir=/tmp
+log_dir=/tmp/sglangc
 default_project_dir=/hard/volume/workspace/sglang-pixi-offline
 default_environment=default
 group=sglang
@@ -24,7 +24,7 @@ settle_seconds=65
 # The enabled instances in start order: name, supervisord program, launch script, probe address, port,
 # log file, pid file, API key file, the variable holding the key ('' when none), the instances it waits for.
 units=(
-  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' ''
+  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' ''
 )
 
 lib=/soft/app/sglang/lib

@@ -19,6 +19,7 @@ port=30000
 highest_gpu=0
 installer=/soft/app/sglang/install-sglang-offline.sh
 ready_timeout=1800
+runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/qwen.pid
 secret_file=''
 api_key_env=''
