@@ -34,6 +34,7 @@ OWNED = {
     "base-gpu-id": "gpu_ids",
     "gpu-id-step": "gpu_ids",
 }
+SECRET_WORDS = frozenset({"key", "password", "passwd", "secret", "token", "credential", "credentials"})
 _HUMAN_INT = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]i?)?$")
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")  # what argparse takes for a value, not a flag
 
@@ -48,6 +49,7 @@ class Option:
     nargs: t.Any
     deprecated: bool
     help: str
+    yaml_ok: bool = True  # SGLang's --config YAML can set it
 
     @property
     def name(self) -> str:
@@ -64,6 +66,13 @@ class Option:
 
     def is_(self, name: str) -> bool:
         return name in self.names
+
+    @functools.cached_property
+    def secret(self) -> bool:
+        """Whether it takes a secret: one string value, named for a key, password, token or secret
+        (`api-key`, `admin-api-key`, `ssl-keyfile-password`; not `ssl-keyfile`, a path)."""
+        return self.kind == "value" and self.type in (None, "str") and any(
+            n.rsplit("-", 1)[-1] in SECRET_WORDS for n in self.names)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +138,7 @@ def load_catalog(version: str) -> Catalog | None:
             nargs=entry["nargs"],
             deprecated=entry["deprecated"],
             help=entry["help"],
+            yaml_ok=entry.get("yaml_ok", True),
         )
         for flag in option.flags:
             options[flag[2:]] = option
@@ -177,6 +187,11 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         if option.owner:
             add(f"--{key} is set by the field `{option.owner}`; use that instead")
             continue
+        if option.secret:
+            add(f"--{key} takes a secret, which would sit in the launch script, `plan` and the server's command "
+                f"line: name the environment variable that holds it instead, server_args_env = "
+                f"{{ {key} = \"{_env_name(key)}\" }}")
+            continue
         words, problem = _words(option, key, value)
         if problem:
             add(problem)
@@ -194,6 +209,32 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         elif option.is_("attn-dp-size"):
             dp_attention = dp_attention or _as_int(value) > 1
     return FlagCheck(tuple(argv), tuple(findings), pp_size, dp_attention)
+
+
+def check_server_args_env(inst: Instance, catalog: Catalog, config: str) -> list[Finding]:
+    """`server_args_env`: each a known flag that takes one value SGLang's --config file can carry, not also in
+    `server_args`, not owned by a field."""
+    findings = []
+    given = {name for key, _ in inst.server_args if (o := catalog.options.get(key)) for name in o.names}
+    for key, _variable in inst.server_args_env:
+        where = key_path("instances", inst.name, "server_args_env", key)
+        option = catalog.options.get(key)
+        if option is None:
+            message = _not_found(key, catalog)
+        elif option.owner:
+            message = f"--{key} is set by the field `{option.owner}`; use that instead"
+        elif option.kind != "value" or not option.yaml_ok:
+            message = f"--{key} is not a flag with one value that SGLang's --config file can carry"
+        elif key in given or any(n in given for n in option.names):
+            message = f"--{key} is also given in server_args: give it once"
+        else:
+            continue
+        findings.append(Finding(config, where, message))
+    return findings
+
+
+def _env_name(flag: str) -> str:
+    return "SGLANG_" + flag.upper().replace("-", "_")
 
 
 def _not_found(key: str, catalog: Catalog) -> str:

@@ -53,6 +53,7 @@ class Instance:
     depends_on: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()  # sorted by name, values as strings
     server_args: tuple[tuple[str, t.Any], ...] = ()  # sorted by flag, values as TOML gave them
+    server_args_env: tuple[tuple[str, str], ...] = ()  # flag → the variable holding its secret value, sorted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,7 @@ def build_instance(name: str, raw: dict[str, t.Any]) -> Instance:
         depends_on=tuple(fields.pop("depends_on", ())),
         env=tuple(sorted((k, env_string(v)) for k, v in fields.pop("env", {}).items())),
         server_args=tuple(sorted(fields.pop("server_args", {}).items())),
+        server_args_env=tuple(sorted(fields.pop("server_args_env", {}).items())),
         **fields,
     )
 

@@ -73,8 +73,9 @@ def plan_text(plan: Plan) -> str:
             lines.append(f"  env {k}={shlex.quote(v)}")
         if u.gpu_ids:
             lines.append(f"  env CUDA_VISIBLE_DEVICES={','.join(map(str, u.gpu_ids))}")
-        if u.api_key_env:
-            lines.append(f"  api key: read from ${u.api_key_env} at launch")
+        for key, variable in u.secret_envs:
+            lines.append(f"  --{key}: read from ${variable} at launch" if key != "api-key" else
+                         f"  api key: read from ${variable} at launch")
         lines.append(f"  python -m sglang.launch_server {shlex.join(u.argv)}")
     return "\n".join(lines)
 
@@ -102,6 +103,7 @@ def plan_json(plan: Plan) -> str:
                 "model_path": u.model_path,
                 "served_model_name": u.served_model_name,
                 "api_key_env": u.api_key_env,
+                "secret_envs": dict(u.secret_envs),
                 "env": dict(_redacted(u.env)),
                 "argv": list(u.argv),
                 "program": u.program,

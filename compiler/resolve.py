@@ -8,7 +8,7 @@ import itertools
 import re
 import typing as t
 
-from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args
+from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args, check_server_args_env
 from sglangc.errors import Finding, key_path, show
 from sglangc.model import Deployment, Instance, Master
 
@@ -45,6 +45,7 @@ class LaunchUnit:
     argv: tuple[str, ...]  # after `python -m sglang.launch_server`
     env: tuple[tuple[str, str], ...]  # the config's env, sorted by name
     api_key_env: str | None
+    secret_envs: tuple[tuple[str, str], ...]  # (--config YAML key, variable) for the API key and server_args_env
     program: str  # the supervisord program
     priority: int  # supervisord's start priority: lower starts first, one step per wave
     probe_host: str  # where a readiness probe reaches the server (a wildcard bind over loopback)
@@ -52,7 +53,7 @@ class LaunchUnit:
     highest_gpu: int | None  # checked against the GPUs nvidia-smi lists; None without GPUs
     log_file: str
     pid_file: str
-    secret_file: str | None  # the YAML the API key reaches SGLang through; None without api_key_env
+    secret_file: str | None  # the YAML the secrets reach SGLang through; None without secrets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Plan:
         """The same plan with its runtime and log directories under `root` (to lint the conf in a scratch dir)."""
         master = dataclasses.replace(self.deployment.master, runtime_dir=root + self.deployment.master.runtime_dir,
                                      log_dir=root + self.deployment.master.log_dir)
-        units = tuple(dataclasses.replace(u, **_files(master, u.name, u.api_key_env)) for u in self.units)
+        units = tuple(dataclasses.replace(u, **_files(master, u.name, bool(u.secret_envs))) for u in self.units)
         return dataclasses.replace(self, deployment=dataclasses.replace(self.deployment, master=master), units=units)
 
 
@@ -118,12 +119,13 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
             argv=_argv(dep, i, ports.get(i.name), flags[i.name]),
             env=i.env,
             api_key_env=i.api_key_env,
+            secret_envs=_secret_envs(i),
             program=PROGRAM_PREFIX + i.name,
             priority=100 + 10 * (waves.get(i.name) or 0),
             probe_host=WILDCARD_PROBE.get(i.host, i.host),
             exports=_exports(i, gpus.get(i.name, ())),
             highest_gpu=max(gpus.get(i.name, ()), default=None),
-            **_files(dep.master, i.name, i.api_key_env),
+            **_files(dep.master, i.name, bool(_secret_envs(i))),
         )
         for i in dep.instances
     )
@@ -148,19 +150,25 @@ def private_log_dir(master: Master) -> str:
     return f"{master.log_dir.rstrip('/') or ''}/{LOG_SUBDIR}"
 
 
-def _files(master: Master, name: str, api_key_env: str | None) -> dict[str, t.Any]:
-    """The runtime files of one instance: its log, its pid file and (with an API key) the key's YAML file."""
+def _secret_envs(inst: Instance) -> tuple[tuple[str, str], ...]:
+    """The secrets the launch script writes into the instance's private --config YAML: key, then variable."""
+    return ((("api-key", inst.api_key_env),) if inst.api_key_env else ()) + inst.server_args_env
+
+
+def _files(master: Master, name: str, secrets: bool) -> dict[str, t.Any]:
+    """The runtime files of one instance: its log, its pid file and (with secrets) their YAML file."""
     return {
         "log_file": f"{private_log_dir(master)}/sglang-server-{name}.log",
         "pid_file": f"{master.runtime_dir}/pids/{name}.pid",
-        "secret_file": f"{master.runtime_dir}/secrets/{name}.yaml" if api_key_env else None,
+        "secret_file": f"{master.runtime_dir}/secrets/{name}.yaml" if secrets else None,
     }
 
 
 def check_instance(inst: Instance, catalog: Catalog, config: str) -> tuple[FlagCheck, list[Finding]]:
     """What can be checked of one instance on its own: SGLang flags, parsers, env, values SGLang would misread."""
     flags = check_server_args(inst, catalog, config)
-    findings = [*flags.findings, *check_parsers(inst, catalog, config), *_check_env(inst, config)]
+    findings = [*flags.findings, *check_server_args_env(inst, catalog, config), *check_parsers(inst, catalog, config),
+                *_check_env(inst, config)]
     for field in ("model_path", "served_model_name", "host"):
         if (getattr(inst, field) or "").startswith("-"):
             findings.append(Finding(config, key_path("instances", inst.name, field), (
@@ -188,7 +196,7 @@ def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck) -> t
         argv += ["--trust-remote-code"]
     if i.mem_fraction_static is not None:
         argv += ["--mem-fraction-static", str(i.mem_fraction_static)]
-    secret = _files(dep.master, i.name, i.api_key_env)["secret_file"]
+    secret = _files(dep.master, i.name, bool(_secret_envs(i)))["secret_file"]
     if secret:
         argv += ["--config", secret]
     return (*argv, *flags.argv)

@@ -15,8 +15,9 @@
 #   ready_timeout              seconds to wait for each instance in `waits`
 #   runtime_dir                the deployment's private runtime directory (pid files, key files)
 #   pid_file                   where the server's pid is recorded, with its start time
-#   secret_file api_key_env    the API key file SGLang reads (--config) and the variable holding the key
-#                              (both empty when the instance has no key)
+#   secret_file                the private YAML file SGLang reads its secrets from (--config); empty without
+#   secrets                    pairs: the YAML key (a flag name: api-key, admin-api-key, …) and the variable
+#                              that holds its value at launch
 #   exports                    NAME=VALUE words, exported in order
 #   waits                      name, probe address and port of each instance to wait for, flat
 #   argv                       the arguments after `python -m sglang.launch_server`
@@ -106,19 +107,27 @@ done
 private_dir "$runtime_dir" create || die 18 "unsafe runtime directory: $unsafe"
 
 if [ -n "$secret_file" ]; then
-  # The API key goes to SGLang through a private YAML file, never on a command line.
-  api_key=${!api_key_env:-}
-  [ -n "$api_key" ] || die 15 "environment variable $api_key_env is not set; it must hold the API key of instance $name"
-  case "$api_key" in
-    -*) die 16 "the API key in $api_key_env starts with '-', which SGLang's argument parser cannot take" ;;
-    *[[:cntrl:]]*) die 16 "the API key in $api_key_env contains a control character" ;;
-  esac
+  # Secrets reach SGLang through a private YAML file (single-quoted values), never on a command line.
+  yaml=""
+  for ((i = 0; i < ${#secrets[@]}; i += 2)); do
+    key=${secrets[i]} variable=${secrets[i + 1]}
+    what="the API key"
+    [ "$key" = api-key ] || what="the value of --$key"
+    value=${!variable:-}
+    [ -n "$value" ] || die 15 "environment variable $variable is not set; it must hold $what of instance $name"
+    case "$value" in
+      -*) die 16 "$what in $variable starts with '-', which SGLang's argument parser cannot take" ;;
+      *[[:cntrl:]]*) die 16 "$what in $variable contains a control character" ;;
+    esac
+    yaml+="$key: '${value//\'/\'\'}'"$'\n'
+  done
+  unset value
   secrets_dir=${secret_file%/*}
   {
     mkdir -p -- "$secrets_dir" && tmp=$(mktemp "$secrets_dir/.$name.XXXXXX") &&
-      printf "api-key: '%s'\n" "${api_key//\'/\'\'}" >"$tmp" && mv -f -- "$tmp" "$secret_file"
-  } || die 18 "cannot write the API key file in $secrets_dir"
-  unset api_key
+      printf '%s' "$yaml" >"$tmp" && mv -f -- "$tmp" "$secret_file"
+  } || die 18 "cannot write the secrets file in $secrets_dir"
+  unset yaml
 fi
 
 if [ "${#waits[@]}" -gt 0 ]; then

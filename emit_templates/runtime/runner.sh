@@ -19,8 +19,8 @@
 resolve_prefix
 
 # One array per field of `units`, indexed by instance: name, supervisord program, launch script, probe
-# address, port, log file, pid file, API key file ('' when none), the variable holding the key ('' when none)
-# and the instances its launch script waits for (space-separated).
+# address, port, log file, pid file, secrets file ('' when none), the variables holding its secrets and the
+# instances its launch script waits for (both space-separated).
 fields=10
 names=() programs=() launches=() hosts=() ports=() logs=() pid_files=() secrets=() key_envs=() deps=()
 for ((i = 0; i < ${#units[@]}; i += fields)); do
@@ -81,12 +81,14 @@ pick() {
   done
 }
 
-# Replace every API key this environment holds with <redacted> (SGLang logs its arguments, key included),
-# also in the form Python's repr() gives it there (backslashes doubled; ' escaped when " is in it too).
+# Replace every secret this environment holds (the API keys, server_args_env) with <redacted> (SGLang logs its
+# arguments, secrets included), also in the form Python's repr() gives it there (backslashes doubled; '
+# escaped when " is in it too).
 redacted=""
 redact() {
   local line=$1 k key form
-  for k in "${key_envs[@]}"; do
+  # shellcheck disable=SC2068 # key_envs[i] holds several variable names, split on purpose
+  for k in ${key_envs[@]}; do
     if [ -z "$k" ] || [ -z "${!k:-}" ]; then
       continue
     fi

@@ -223,3 +223,38 @@ def test_wait_refuses_a_timeout_that_would_overflow(deploy):
     for value in ("99999999999999999999", "1e9", "-1"):
         done = dep.runner("wait", "--timeout", value)
         assert done.returncode == 2 and "whole seconds" in done.stderr
+
+
+SECRET_FLAGS = """
+[instances.s]
+model_path = "<<model>>"
+port = <<port_s>>
+gpu_ids = [0]
+api_key_env = "ATTACK_KEY"
+server_args_env = { admin-api-key = "ADMIN_SECRET", ssl-keyfile-password = "PEM_PASSWORD" }
+env = { SGLANG_STANDIN_RECORD = "<<record_s>>" }
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_secret_flags_reach_sglang_only_through_the_private_file(deploy, mode):
+    secrets = {"ADMIN_SECRET": "adm-'q\"uote-771", "PEM_PASSWORD": "pem-pass-991", "ATTACK_KEY": KEY}
+    dep = deploy(SECRET_FLAGS, ["s"], mode=mode, env=secrets)
+    dep.run_ok("start")
+    dep.run_ok("wait", "--timeout", "30")
+    record = dep.record("s")
+    assert record["args"]["admin_api_key"] == secrets["ADMIN_SECRET"]
+    assert record["args"]["ssl_keyfile_password"] == secrets["PEM_PASSWORD"]
+    assert record["args"]["api_key"] == KEY
+    secret_file = dep.run_dir / "secrets" / "s.yaml"
+    assert mode_of(secret_file) == 0o600
+    shown = [dep.runner("logs", "s").stdout, dep.runner("status").stdout,
+             (dep.out / "launch-s.sh").read_text(),
+             subprocess.run(["bash", str(dep.out / "launch-s.sh"), "--dry-run"], env=dep.env, capture_output=True,
+                            text=True, check=True).stdout]
+    for pid in [record["pid"], *record["children"]]:
+        shown.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
+    for value in secrets.values():
+        assert all(value not in text for text in shown), value
+    dep.run_ok("stop")
+    assert not secret_file.exists()

@@ -22,7 +22,10 @@ ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/flash-a.pid
 secret_file=/run/sglangc/secrets/flash-a.yaml
-api_key_env=SGLANG_API_KEY
+# the --config YAML key and the variable holding its value, for each secret
+secrets=(
+  api-key SGLANG_API_KEY
+)
 exports=(
   'CUDA_VISIBLE_DEVICES=0,1,2,3'
   'HF_HUB_OFFLINE=1'

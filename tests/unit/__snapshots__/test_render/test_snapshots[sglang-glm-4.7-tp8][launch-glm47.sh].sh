@@ -22,7 +22,10 @@ ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/glm47.pid
 secret_file=/run/sglangc/secrets/glm47.yaml
-api_key_env=SGLANG_API_KEY
+# the --config YAML key and the variable holding its value, for each secret
+secrets=(
+  api-key SGLANG_API_KEY
+)
 exports=(
   'CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7'
   'HF_HUB_OFFLINE=1'

@@ -22,7 +22,9 @@ ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/qwen.pid
 secret_file=''
-api_key_env=''
+# the --config YAML key and the variable holding its value, for each secret
+secrets=(
+)
 exports=(
   'CUDA_VISIBLE_DEVICES=0'
   'HF_HUB_OFFLINE=1'
