@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import typing as t
 
@@ -66,7 +67,11 @@ class Deployment:
     instances: tuple[Instance, ...]  # sorted by name
 
     def instance(self, name: str) -> Instance:
-        return next(i for i in self.instances if i.name == name)
+        return self._by_name[name]
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Instance]:
+        return {i.name: i for i in self.instances}
 
 
 def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Deployment:

@@ -93,7 +93,7 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
 
     gpus = _allocate_gpus(dep, flags, findings)
     ports = _allocate_ports(dep, findings)
-    shares: set[tuple[str, str]] = set()
+    shares: set[tuple[str, ...]] = set()
     if sum(i.enable for i in dep.instances) > 1:
         graph = _resource_graph(dep, gpus, ports)
         shares = _check_gpu_sharing(dep, graph, findings)
@@ -309,14 +309,12 @@ def _holders(graph: nx.Graph, kind: str) -> t.Iterator[tuple[t.Any, list[str]]]:
             yield node[1], names
 
 
-def _check_gpu_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]) -> set[tuple[str, str]]:
-    """Pairs of enabled instances that share a GPU; a finding unless their memory fractions fit together."""
+def _check_gpu_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]) -> set[tuple[str, ...]]:
+    """Groups of enabled instances that share a GPU; a finding unless their memory fractions fit together."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for gpu, holders in _holders(graph, "gpu"):
         groups.setdefault(tuple(holders), []).append(gpu)
-    pairs: set[tuple[str, str]] = set()
     for names, gpu_list in sorted(groups.items()):
-        pairs.update(itertools.combinations(names, 2))
         fractions = {n: dep.instance(n).mem_fraction_static for n in names}
         total = sum(f or 0 for f in fractions.values())
         if all(f is not None for f in fractions.values()) and total <= SHARED_GPU_MEMORY + 1e-9:
@@ -326,19 +324,30 @@ def _check_gpu_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]
         findings.append(Finding(dep.config, key_path("instances", names[-1], "gpu_ids"), (
             f"{label} {', '.join(map(str, gpu_list))} shared with {', '.join(map(show, names[:-1]))}: instances on "
             f"one GPU must all set mem_fraction_static with a sum of at most {SHARED_GPU_MEMORY} (now {shown})")))
-    return pairs
+    return set(groups)
 
 
 def _check_port_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]) -> None:
+    """Each instance whose port an instance before it (by name) already holds on an overlapping host: one
+    finding, naming the first such instance (linear: no pair of instances is compared twice)."""
     for port, names in _holders(graph, "port"):
-        for a, b in itertools.combinations(names, 2):
-            ha, hb = _host(dep.instance(a).host), _host(dep.instance(b).host)
-            if ha == hb or ha in ANY_HOSTS or hb in ANY_HOSTS:
-                host_a, host_b = dep.instance(a).host, dep.instance(b).host
+        first_any = first_wildcard = None
+        first_on: dict[str, str] = {}
+        for b in names:
+            host_b = dep.instance(b).host
+            hb = _host(host_b)
+            earlier = [first_on.get(hb), first_wildcard, first_any if hb in ANY_HOSTS else None]
+            a = min((n for n in earlier if n is not None), default=None)
+            if a is not None:
+                host_a = dep.instance(a).host
                 hosts = f"both on host {show(host_a)}" if host_a == host_b else (
                     f"hosts {show(host_a)} and {show(host_b)} overlap")
                 findings.append(Finding(dep.config, key_path("instances", b, "port"),
                                         f"port {port} is also used by {show(a)} ({hosts})"))
+            first_any = first_any or b
+            first_on.setdefault(hb, b)
+            if hb in ANY_HOSTS:
+                first_wildcard = first_wildcard or b
 
 
 def _host(host: str) -> str:
@@ -388,7 +397,7 @@ def _cycles(graph: nx.DiGraph, limit: int = 20) -> list[list[str]]:
     return sorted(cycles)
 
 
-def _waves(dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, str]]) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+def _waves(dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, ...]]) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
     """Start waves: lexicographic topological generations of dependencies plus GPU sharing (earlier one first)."""
     import networkx as nx
 
@@ -397,7 +406,11 @@ def _waves(dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, str]]) -> t
     if not nx.is_directed_acyclic_graph(graph):
         return {}, {}
     rank = {name: r for r, name in enumerate(nx.lexicographical_topological_sort(graph))}
-    graph.add_edges_from(tuple(sorted(pair, key=rank.__getitem__)) for pair in shares)
+    # instances on one GPU start one after the other, in the order of the dependencies (then by name): a chain,
+    # each waiting for the one before it (linear in the group's size, where all pairs would be quadratic)
+    for group in shares:
+        ordered = sorted(group, key=rank.__getitem__)
+        graph.add_edges_from(zip(ordered, ordered[1:]))
     waves = {name: w for w, generation in enumerate(nx.topological_generations(graph), 1) for name in generation}
     wait_for = {name: tuple(sorted(graph.predecessors(name))) for name in enabled}
     return waves, wait_for

@@ -207,7 +207,20 @@ def test_gpu_sharing_follows_depends_on_against_name_order(resolve):
 def test_three_instances_on_one_gpu_start_one_by_one(resolve):
     units = ok(resolve(instances(*(f"{n}: gpu_ids = [0]; mem_fraction_static = 0.3" for n in "abc"))))
     assert waves(units) == {"a": 1, "b": 2, "c": 3}
-    assert units["c"].wait_for == ("a", "b")
+    assert units["c"].wait_for == ("b",)  # a chain: b itself waits for a
+
+
+def test_many_instances_on_one_gpu_or_port_stay_linear(resolve):
+    """1000 instances on one GPU: a chain of 999 waits, not 499,500 pairs; 1000 on one port: one finding each."""
+    many = "[master]\ngpu_count = 1\n" + "".join(
+        f'[instances.i{i:04d}]\nmodel_path = "/m"\ngpu_ids = [0]\nmem_fraction_static = 0.0009\n'
+        f'port = 30000\nhost = "10.0.{i // 250}.{i % 250}"\n' for i in range(1000))
+    units = ok(resolve(many))
+    assert sum(len(u.wait_for) for u in units.values()) == 999
+    assert units["i0999"].wave == 1000
+    clash = resolve(many.replace('host = "10.0.0.0"', 'host = "0.0.0.0"'))
+    ports = [f for f in clash.errors if f.key.endswith(".port")]
+    assert len(ports) == 999 and all('used by "i0000"' in f.message for f in ports)
 
 
 def test_gpu_sharing_needs_memory_fractions(resolve):
