@@ -16,12 +16,8 @@ stand-in prefixes (cached wheels) in a temporary directory and kills everything 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,23 +26,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CATALOG = ROOT / "compiler" / "catalogs" / "sglang-0.5.23.json"
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+sys.path.insert(0, str(ROOT / "tests"))  # the shared test support: stand-in, free ports, /proc
 
-_spec = importlib.util.spec_from_file_location("sglang_standin_build", ROOT / "tests/fakes/sglang_standin/build.py")
-standin = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(standin)
-
-
-def free_ports(count: int) -> list[int]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+from support import SYSTEM_PATH  # noqa: E402
+from support.net import free_ports  # noqa: E402
+from support.procs import kill_all, processes_with  # noqa: E402
+from support.standin import make_project  # noqa: E402
 
 
 def compile_config(work: Path, project: Path, instances: str) -> Path:
@@ -85,25 +70,7 @@ class Runner:
             self("stop", timeout=60)
         except subprocess.TimeoutExpired:
             pass
-        for pid in processes_with(str(work), str(self.out)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
-def processes_with(*tokens: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            text = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if any(tok.encode() in text for tok in tokens):
-            found.append(int(entry.name))
-    return found
+        kill_all(processes_with(str(work), str(self.out)))
 
 
 Row = tuple[str, str, str, str]
@@ -200,16 +167,17 @@ def bench_shared_gpu(work: Path, project: Path, load: float) -> Row:
         runner.cleanup(work)
 
 
-def run(runs: int = 50, load: float = 3.0) -> list[Row]:
+def run(runs: int = 50, load: float = 3.0, quick: bool = False) -> list[Row]:
+    """The rows of the table; `quick`: 3 runs and 0.5 s loads (the benchmark works; its figures mean little)."""
+    if quick:
+        runs, load = 3, 0.5
     if shutil.which("supervisord", path=SYSTEM_PATH):
         sys.exit(f"a supervisord on {SYSTEM_PATH}: the fallback mode cannot be measured here")
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="sglangc-bench-") as tmp:
         base = Path(tmp)
-        projects = {}
-        for mode, extras in (("supervisord", ("pyyaml", "supervisor")), ("fallback", ("pyyaml",))):
-            projects[mode] = base / f"project-{mode}"
-            standin.make_prefix(projects[mode] / ".pixi" / "envs" / "default", CATALOG, extra_packages=extras)
+        projects = {mode: make_project(base / f"project-{mode}", supervisor=mode == "supervisord")
+                    for mode in ("supervisord", "fallback")}
         work = base / "hook"
         work.mkdir()
         rows += bench_entry_hook(work, projects["supervisord"], runs)

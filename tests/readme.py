@@ -1,4 +1,9 @@
-"""The commands README.md shows, as the tests that run them read them."""
+"""The commands README.md shows in its ```bash blocks, and which test runs each one.
+
+Every command line is either run, as written (only paths of the container mapped to temporary ones), by the one
+test RUN_BY names for it (that test takes its lines from `run_by`, so a new line of the same kind is run too), or
+listed in NOT_HERE with the reason it cannot run on this machine. tests/test_readme.py fails on any other line.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 
+SETUP = "tests/test_readme.py::test_readme_setup_and_main_job_on_a_fresh_copy"
+BUNDLE = "tests/test_readme.py::test_readme_bundle_commands"
+MANUAL = "tests/boot/test_boot.py::test_readme_manual_workflow"
+
+# A regular expression a README command line matches → the test that runs every line it matches.
+RUN_BY: dict[str, str] = {
+    r"^python3 -m venv \.venv && \. \.venv/bin/activate && pip install \. && sglangc ": SETUP,
+    r"^sglangc bundle (?!.*--kind wheelhouse)": BUNDLE,
+    r"^/soft/app/sglang/": MANUAL,
+    r"^/hard/volume/workspace/\S+/supervisorctl ": MANUAL,
+    r"^curl ": MANUAL,
+}
+
+# A README command line that cannot run here → why (and what tests what it relies on).
+NOT_HERE: dict[str, str] = {
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test]' && python -m pytest":
+        "the test suite itself: .ci/run runs this line, as written, on a fresh clone "
+        "(test_ci_runs_the_readme_test_command checks it is the same line)",
+    "docker exec -it infer-dev bash":
+        "no Docker engine here; the pieces of examples/infer-dev are run one by one (tests/test_infer_dev_example.py) "
+        "and the commands run inside the container are run by " + MANUAL,
+    "sglangc bundle --kind wheelhouse --environment default --output /data/workspace/sglang-offline-bundle.tar":
+        "downloads SGLang, Torch and the CUDA wheels (gigabytes) from PyPI; tests/bundle/test_bundle_wheelhouse.py "
+        "runs `sglangc bundle --kind wheelhouse` against local wheels",
+}
+
 
 def bash_blocks(path: Path = README) -> list[list[str]]:
     """The command lines of every ```bash block, comments stripped."""
-    blocks = re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S)
+    blocks = re.findall(r"```bash\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
     return [[re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()] for block in blocks]
 
 
@@ -19,11 +50,12 @@ def commands() -> list[str]:
     return [line for block in bash_blocks() for line in block]
 
 
-def section(title: str) -> list[str]:
-    """Command lines of the bash blocks under the README heading `title`."""
-    text = README.read_text()
-    start = text.index(title)
-    end = text.find("\n## ", start + 1)
-    part = text[start:end if end > 0 else None]
-    return [re.sub(r"\s+#.*$", "", line).strip()
-            for block in re.findall(r"```bash\n(.*?)```", part, flags=re.S) for line in block.splitlines() if line.strip()]
+def runners_of(line: str) -> list[str]:
+    return sorted({test for pattern, test in RUN_BY.items() if re.search(pattern, line)})
+
+
+def run_by(test: str) -> list[str]:
+    """The README command lines `test` runs, in README order."""
+    lines = [line for line in commands() if test in runners_of(line) and line not in NOT_HERE]
+    assert lines, f"README.md shows no command for {test} any more"
+    return lines

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, ROOT
+from support import EXAMPLES, ROOT
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    "sglangc/emit_templates/runtime/runner.sh", "sglangc/emit_templates/runtime/prelude.sh",
                    "sglangc/emit_templates/pixi/pixi.toml", "sglangc/catalogs/sglang-0.5.23.json"):
         assert needed in names, needed
-    subprocess.run([sys.executable, "-m", "venv", str(work / "venv")], check=True)
-    subprocess.run([str(work / "venv" / "bin" / "pip"), "install", "-q", str(wheel)], check=True)
+    # A venv without pip of its own (this pip installs into it): the wheel and its dependencies, nothing else.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(work / "venv")], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(work / "venv" / "bin" / "python"), "install", "-q",
+                    str(wheel)], check=True)
     assert not (ROOT / "build").exists()
     return work
 

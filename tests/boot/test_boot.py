@@ -8,83 +8,56 @@ installs the bundle offline into $PREFIX → the runner starts supervisord from 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+import readme
+from support import CATALOG, ROOT, SYSTEM_PATH, bundlekit, wait_for
+from support.net import free_ports, http
+from support.procs import kill_all, processes_with
+from support.standin import standin
+
 EXAMPLE = ROOT / "model-configs" / "sglang-glm-4.7-flash-tp8.toml"
-CATALOG = ROOT / "compiler" / "catalogs" / "sglang-0.5.23.json"
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 KEY = "sk-boot-test-9f3a"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-standin = _load("sglang_standin_build", ROOT / "tests/fakes/sglang_standin/build.py")
-bundlekit = _load("bundlekit", ROOT / "tests/install/bundlekit.py")
-
-
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    socks = [socket.socket() for _ in range(count)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def _http(port: int, path: str, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as e:
-        return e.code, {}
-
-
-def _processes_of(marker: str) -> list[int]:
-    """Live processes whose command line or environment mentions `marker` (the test's private paths)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
-            text = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if state not in ("Z", "X") and marker.encode() in text:
-            found.append(int(proc.name))
-    return found
+@pytest.fixture(scope="module")
+def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The host side, once for the module: a wheelhouse bundle (and its .sha256) of a template pinning the
+    stand-ins, built by `sglangc bundle`. Each test installs its own copy."""
+    work = tmp_path_factory.mktemp("host")
+    wheels = work / "wheels"
+    wheels.mkdir()
+    standin.build_wheel(wheels, CATALOG)
+    bundlekit.fake_torch_wheel(wheels, "2.9.1")
+    for wheel in bundlekit.third_party_wheels():
+        shutil.copy(wheel, wheels)
+    template = work / "template"
+    template.mkdir()
+    (template / "pixi.toml").write_text(
+        '[workspace]\nname = "boot-test"\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n\n'
+        '[dependencies]\npython = "3.11.*"\nsupervisor = "*"\npyyaml = "*"\n\n'
+        '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n')
+    bundle = work / "sglang-offline-bundle.tar"
+    run(["sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output", str(bundle),
+         "--find-links", str(wheels), "--no-index", "--cache-dir", str(work / "cache")], timeout=300)
+    return bundle
 
 
 @pytest.fixture
-def container(tmp_path: Path):
-    """A temporary root with the container's paths, a compiled example and a bundle built on the 'host'."""
+def container(tmp_path: Path, host_bundle: Path):
+    """A temporary root with the container's paths, a compiled example and the bundle mounted in its workspace."""
     root = tmp_path / "root"
     workspace = root / "hard/volume/workspace"
     workspace.mkdir(parents=True)
     runtime = Path(tempfile.mkdtemp(prefix="sgb-", dir="/tmp"))  # short: the supervisord socket lives here
-    ports = _free_ports(2)
+    ports = free_ports(2)
     text = EXAMPLE.read_text().replace('"/llm-models/', f'"{root}/llm-models/')
     text = text.replace("port = 30000", f"port = {ports[0]}").replace("port = 30001", f"port = {ports[1]}")
     text = text.replace("[master]\n", f'[master]\nruntime_dir = "{runtime}/run"\nlog_dir = "{root}/logs"\nstart_seconds = 2\n', 1)
@@ -96,25 +69,10 @@ def container(tmp_path: Path):
         (Path(model) / "config.json").write_text('{"architectures": ["Glm4MoeLiteForCausalLM"]}\n')
 
     app = root / "soft/app/sglang"
-    subprocess.run(["sglangc", "compile", str(config), "-o", str(app)], check=True, capture_output=True)
-
-    # The host side: a wheelhouse bundle of a template pinning the stand-ins, built by `sglangc bundle`.
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    standin.build_wheel(wheels, CATALOG)
-    bundlekit.fake_torch_wheel(wheels, "2.9.1")
-    for wheel in bundlekit.third_party_wheels():
-        shutil.copy(wheel, wheels)
-    template = tmp_path / "template"
-    template.mkdir()
-    (template / "pixi.toml").write_text(
-        '[workspace]\nname = "boot-test"\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n\n'
-        '[dependencies]\npython = "3.11.*"\nsupervisor = "*"\npyyaml = "*"\n\n'
-        '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n')
-    bundle = workspace / "sglang-offline-bundle.tar"
-    subprocess.run(["sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output", str(bundle),
-                    "--find-links", str(wheels), "--no-index", "--cache-dir", str(tmp_path / "cache")],
-                   check=True, capture_output=True)
+    run(["sglangc", "compile", str(config), "-o", str(app)])
+    bundle = workspace / host_bundle.name
+    for suffix in ("", ".sha256"):
+        shutil.copyfile(f"{host_bundle}{suffix}", f"{bundle}{suffix}")
     env = {
         "PATH": SYSTEM_PATH,  # no supervisord here: it must come from the installed $PREFIX/bin
         "HOME": str(tmp_path),
@@ -129,99 +87,99 @@ def container(tmp_path: Path):
     }
     yield app, env, ports, root, runtime
     subprocess.run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, capture_output=True, timeout=120)
-    for pid in _processes_of(str(root)) + _processes_of(str(runtime)):
-        try:
-            os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
+    kill_all(processes_with(str(root), str(runtime)))
     shutil.rmtree(runtime, ignore_errors=True)
 
 
-def _boot(app: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 60,
+        ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """A command of the boot; the test fails if it has not finished after `timeout` seconds (or, with `ok`,
+    if it exits non-zero)."""
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        pytest.fail(f"{argv[-1] if argv[0] == 'bash' else argv[0]} did not finish within {timeout:g} s\n"
+                    f"{expired.stdout!r}\n{expired.stderr!r}", pytrace=False)
+    if ok:
+        assert done.returncode == 0, f"{argv}: exit {done.returncode}\n{done.stdout}{done.stderr}"
+    return done
+
+
+def _boot(app: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The container entrypoint: strict bash that sources the hook, then goes on."""
     entry = f"set -euo pipefail\nif [ -f {app}/entry-hook.sh ]; then . {app}/entry-hook.sh; fi\necho entrypoint-continues\n"
-    return subprocess.run(["bash", "-c", entry], env=env, capture_output=True, text=True, timeout=300)
+    return run(["bash", "-c", entry], env=env, timeout=timeout)
+
+
+def _chat(port: int, body: dict | None = None) -> tuple[int | None, dict]:
+    reply = http(port, "/v1/chat/completions" if body else "/v1/models", body=body, key=KEY, timeout=10)
+    return reply.status, (reply.json() if reply.status == 200 else {})
 
 
 def _serving(app: Path, env: dict[str, str], ports: list[int]) -> None:
-    done = subprocess.run(["bash", str(app / "check-and-run-sglang.sh"), "wait", "--timeout", "90"], env=env,
-                          capture_output=True, text=True, timeout=150)
-    assert done.returncode == 0, done.stdout + done.stderr
+    run(["bash", str(app / "check-and-run-sglang.sh"), "wait", "--timeout", "90"], env=env, timeout=150)
     for port in ports:
-        status, models = _http(port, "/v1/models")
+        status, models = _chat(port)
         assert status == 200 and models["data"][0]["id"] == "glm-4.7-flash"
-        status, reply = _http(port, "/v1/chat/completions",
-                              {"model": "glm-4.7-flash", "messages": [{"role": "user", "content": "hello"}]})
+        status, reply = _chat(port, {"model": "glm-4.7-flash", "messages": [{"role": "user", "content": "hello"}]})
         assert status == 200 and reply["choices"][0]["message"]["content"]
     prefix = Path(env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]) / ".pixi/envs/default"
-    status = subprocess.run([str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "status"],
-                            capture_output=True, text=True, timeout=30)
+    status = run([str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "status"], timeout=30, ok=False)
     lines = [line.split() for line in status.stdout.splitlines()]
     assert sorted((w[0], w[1]) for w in lines) == [("sglang:sglang-flash-a", "RUNNING"),
                                                     ("sglang:sglang-flash-b", "RUNNING")], status.stdout
+
+
+def _gone(root: Path, runtime: Path) -> None:
+    wait_for(lambda: not processes_with(str(root), str(runtime)), 10, "every process of the container to end",
+             detail=lambda: f"left: {processes_with(str(root), str(runtime))}")
 
 
 def test_container_boots_installs_serves_restarts_and_stops(container) -> None:
     app, env, ports, root, runtime = container
 
     first = _boot(app, env)
-    assert first.returncode == 0, first.stderr
     assert first.stdout.rstrip().endswith("entrypoint-continues")
     prefix = Path(env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]) / ".pixi/envs/default"
     assert prefix.is_symlink() and (prefix / "bin/supervisord").exists() and (prefix / ".installed-from.json").exists()
     _serving(app, env, ports)
 
     # A container restart: every process is gone, the volumes stay. The second boot installs nothing.
-    subprocess.run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, check=True, capture_output=True,
-                   timeout=120)
+    run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, timeout=120)
     installed = os.readlink(prefix)
-    start = time.monotonic()
-    second = _boot(app, env)
-    assert second.returncode == 0, second.stderr
+    second = _boot(app, env, timeout=60)  # nothing to install: well within the first boot's time
     assert "already installed" in second.stdout + second.stderr
     assert os.readlink(prefix) == installed
     _serving(app, env, ports)
-    assert time.monotonic() - start < 120
 
-    done = subprocess.run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    deadline = time.monotonic() + 10
-    while (_processes_of(str(root)) or _processes_of(str(runtime))) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _processes_of(str(root)) == [] and _processes_of(str(runtime)) == []
+    run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, timeout=120)
+    _gone(root, runtime)
     for artifact in app.iterdir():
         if artifact.is_file():
             assert KEY not in artifact.read_text(errors="replace")
 
 
 def test_readme_manual_workflow(container) -> None:
-    """README's "install and serve by hand" and "talking to the servers", command by command."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "tests"))
-    from readme import section
-
+    """README's "install and serve by hand" and "talking to the servers", command by command (readme.RUN_BY)."""
     app, env, ports, root, runtime = container
     project = env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]
-    manual = [line for line in section("Workflow 2") if not line.startswith("docker ")]
-    *serve, stop = manual
+    lines = readme.run_by(readme.MANUAL)
+    curls = [line for line in lines if line.startswith("curl ")]
+    *serve, stop = [line for line in lines if line not in curls]
     assert stop.endswith("check-and-run-sglang.sh stop")
 
-    def run(line: str) -> subprocess.CompletedProcess[str]:
+    def shell(line: str) -> subprocess.CompletedProcess[str]:
         line = line.replace("/soft/app/sglang", str(app)).replace("/hard/volume/workspace/sglang-pixi-offline", project)
         line = line.replace("127.0.0.1:11982", f"127.0.0.1:{ports[0]}")
-        done = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
-        return done
+        return run(["bash", "-c", line], env=env, timeout=300)
 
-    outputs = [run(line).stdout for line in serve]
+    outputs = [shell(line).stdout for line in serve]
     assert "RUNNING" in outputs[-1]
-    models, plain, tool, no_thinking = (json.loads(run(line).stdout) for line in section("Talking to the servers"))
+    models, plain, tool, no_thinking = (json.loads(shell(line).stdout) for line in curls)
     assert models["data"][0]["id"] == "glm-4.7-flash"
     assert plain["choices"][0]["message"].get("reasoning_content")
     call = tool["choices"][0]["message"]["tool_calls"][0]["function"]
     assert call["name"] == "get_weather" and isinstance(json.loads(call["arguments"]), dict)
     assert not no_thinking["choices"][0]["message"].get("reasoning_content")
-    run(stop)
-    assert _processes_of(str(root)) == []
+    shell(stop)
+    _gone(root, runtime)

@@ -5,9 +5,7 @@ Only `pypi_wheels` uses the network (one `pip download` of supervisor and pyyaml
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -16,17 +14,16 @@ import subprocess
 import sys
 import tarfile
 import typing as t
-import zipfile
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 import sglangc.bundle
-from sglangc.cli import cli
+from support import FAKES_BIN, bundlekit, not_here
+from support.cli import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
-FAKES = ROOT / "tests" / "fakes" / "bin"
+FAKES = FAKES_BIN
 SHA256SUM = shutil.which("sha256sum")
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 X86_64 = platform.machine() in ("x86_64", "AMD64")
@@ -34,23 +31,8 @@ X86_64 = platform.machine() in ("x86_64", "AMD64")
 
 def make_wheel(directory: Path, name: str, version: str, body: str = "") -> Path:
     """A tiny pure-Python wheel `name==version` (module `name` with __version__) that pip installs."""
-    dist = name.replace("-", "_")
-    info = f"{dist}-{version}.dist-info"
-    files = {
-        f"{dist}/__init__.py": f'__version__ = "{version}"\n{body}'.encode(),
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: sglangc-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = "".join(
-        f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}\n"
-        for p, d in files.items())
-    files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{dist}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(path, "w") as z:
-        for p, d in files.items():
-            z.writestr(p, d)
-    return path
+    module = name.replace("-", "_")
+    return bundlekit.make_wheel(directory, name, version, {f"{module}/__init__.py": f'__version__ = "{version}"\n{body}'})
 
 
 def clean_pip_env() -> dict[str, str]:
@@ -84,7 +66,7 @@ def extract(path: Path, dest: Path) -> Path:
 def sha256sum_check(output: Path) -> subprocess.CompletedProcess[str]:
     """`sha256sum -c FILE.sha256` in FILE's directory."""
     if SHA256SUM is None:
-        pytest.skip("sha256sum is not installed")
+        not_here("sha256sum is not installed")
     return subprocess.run([SHA256SUM, "-c", output.name + ".sha256"], cwd=output.parent, capture_output=True,
                           text=True)
 
@@ -100,13 +82,7 @@ class Host:
     monkeypatch: pytest.MonkeyPatch
 
     def bundle(self, *args: str) -> Result:
-        runner = CliRunner()
-        old = Path.cwd()
-        try:
-            os.chdir(self.tmp)
-            return runner.invoke(cli, ["bundle", "--cache-dir", str(self.cache), *args], catch_exceptions=False)
-        finally:
-            os.chdir(old)
+        return run_cli("bundle", "--cache-dir", str(self.cache), *args, cwd=self.tmp)
 
     def runs(self) -> list[dict[str, t.Any]]:
         if not self.run_log.exists():

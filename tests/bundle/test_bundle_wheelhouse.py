@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sglangc.bundle import Template, _pip_requirements, _python_version
+from support import not_here
 
 from .conftest import PY, X86_64, Host, clean_pip_env, extract, make_wheel, members, read_member, sha256sum_check
 
@@ -88,7 +89,7 @@ def test_wheelhouse_layout_and_offline_install(host: Host, links: Path) -> None:
         assert f.read(262)[257:262] == b"ustar"  # a plain tar, not compressed
 
     if not X86_64:
-        pytest.skip("the wheelhouse is for Linux x86-64; this machine cannot install it")
+        not_here("the wheelhouse is for Linux x86-64; this machine cannot install it")
     root = extract(out, host.tmp / "unpacked")
     venv = host.tmp / "venv"
     env = clean_pip_env()

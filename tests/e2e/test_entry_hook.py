@@ -9,7 +9,9 @@ import subprocess
 
 import pytest
 
-from .conftest import Deployment, http
+from support.net import http
+
+from .conftest import Deployment
 
 ONE = """
 [instances.x]

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MODES, http, toml_str
+from support.net import http
+
+from .conftest import MODES, toml_str
 
 # Directories of the deployment itself with awkward names (supervisord.conf refuses only " ;" and " #").
 AWKWARD_DIR = "it's \"odd\" $(touch canary) `x` 100% ü"

@@ -6,26 +6,20 @@ SGLang 0.5.23 when it exists, else a small catalog written here.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REAL_CATALOG = HERE.parents[1] / "compiler" / "catalogs" / "sglang-0.5.23.json"
-
-_spec = importlib.util.spec_from_file_location("sglang_standin_build", HERE / "sglang_standin" / "build.py")
-build = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(build)
+from support import CATALOG, wait_for
+from support.net import free_port, http
+from support.procs import alive, group_members
+from support.standin import standin
 
 
 def _option(flags, dest, kind="value", type="str", choices=None, default=None, required=False):
@@ -56,69 +50,12 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
 
 @pytest.fixture(scope="session")
 def python(tmp_path_factory) -> Path:
-    catalog = REAL_CATALOG
+    catalog = CATALOG
     if not catalog.exists():
         catalog = tmp_path_factory.mktemp("catalog") / "sglang-0.5.23.json"
         catalog.write_text(json.dumps(SMALL_CATALOG))
-    prefix = build.make_prefix(tmp_path_factory.mktemp("prefix") / "env", catalog)
+    prefix = standin.make_prefix(tmp_path_factory.mktemp("prefix") / "env", catalog)
     return prefix / "bin" / "python"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
-
-
-def http(port: int, path: str, *, body=None, key: str | None = None) -> tuple[int | None, object]:
-    """(status, parsed JSON or raw bytes); status None when nothing listens."""
-    headers = {"Content-Type": "application/json"}
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=5) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    except (ConnectionError, urllib.error.URLError):
-        return None, None
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group, from /proc/*/stat."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @dataclass
@@ -214,23 +151,23 @@ def test_start_serve_and_graceful_stop(launch):
     assert "The server is fired up and ready to roll!" in server.output()
     assert "server_args=ServerArgs(" in server.output()
 
-    status, models = http(server.port, "/v1/models")
-    assert status == 200
-    assert models["data"][0] | {"created": 0} == {"id": "glm-4.7", "object": "model", "root": MODEL, "created": 0,
+    reply = http(server.port, "/v1/models")
+    assert reply.status == 200
+    assert reply.json()["data"][0] | {"created": 0} == {"id": "glm-4.7", "object": "model", "root": MODEL, "created": 0,
                                                   "owned_by": "sglang", "max_model_len": 128000}
-    status, info = http(server.port, "/model_info")
+    info = http(server.port, "/model_info").json()
     assert (info["model_path"], info["reasoning_parser"], info["tool_call_parser"]) == (MODEL, "glm45", "glm47")
 
     chat = {"model": "glm-4.7", "messages": [{"role": "system", "content": "be brief"},
                                              {"role": "user", "content": "What is the weather?"}]}
-    status, reply = http(server.port, "/v1/chat/completions", body={**chat, "tools": TOOLS})
-    assert status == 200 and reply["model"] == "glm-4.7"
-    message = reply["choices"][0]["message"]
+    status, body = http(server.port, "/v1/chat/completions", body={**chat, "tools": TOOLS})
+    assert status == 200 and json.loads(body)["model"] == "glm-4.7"
+    message = json.loads(body)["choices"][0]["message"]
     assert message["content"] == "What is the weather?"
     assert message["reasoning_content"]
     assert message["tool_calls"][0]["function"]["name"] == "get_weather"
     no_thinking = {**chat, "chat_template_kwargs": {"enable_thinking": False}}
-    message = http(server.port, "/v1/chat/completions", body=no_thinking)[1]["choices"][0]["message"]
+    message = http(server.port, "/v1/chat/completions", body=no_thinking).json()["choices"][0]["message"]
     assert message["reasoning_content"] is None and message["tool_calls"] is None
 
     os.kill(server.proc.pid, signal.SIGTERM)
@@ -258,9 +195,9 @@ def test_api_key_guards_all_but_probes(launch, tmp_path, via):
         assert http(server.port, path)[0] == 401
         assert http(server.port, path, key="wrong")[0] == 401
     assert http(server.port, "/v1/chat/completions", body={"messages": [{"role": "user", "content": "hi"}]})[0] == 401
-    status, models = http(server.port, "/v1/models", key=key)
-    assert status == 200
-    assert models["data"][0]["id"] == (MODEL if via == "cli" else "from-cli")  # the command line wins
+    reply = http(server.port, "/v1/models", key=key)
+    assert reply.status == 200
+    assert reply.json()["data"][0]["id"] == (MODEL if via == "cli" else "from-cli")  # the command line wins
     assert f"api_key={key!r}" in server.output()  # SGLang logs its arguments, key included
     if via == "config":
         assert server.record()["args"]["trust_remote_code"] is True

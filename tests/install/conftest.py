@@ -8,15 +8,13 @@ the documented command lines and the pixi-pack archive layout.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from support import bundlekit
 
-import bundlekit  # noqa: E402
-from installbox import EXAMPLE, MiB, Sandbox, compile_config  # noqa: E402
+from .installbox import EXAMPLE, MiB, Sandbox, compile_config
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +52,10 @@ def pixi_pack(bundle_dir: Path, wheels: list[Path]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def big_wheelhouse(bundle_dir: Path, wheels: list[Path]) -> Path:
-    """A wheelhouse padded to ~1.5 GB, so that extraction lasts long enough to be interrupted."""
-    return bundlekit.wheelhouse_tar(bundle_dir / "big-wheelhouse.tar", wheels, pad_bytes=1536 * MiB)
+def padded_wheelhouse(bundle_dir: Path, wheels: list[Path]) -> Path:
+    """A wheelhouse with 32 MiB of padding last: through `Sandbox.throttle_hasher(16)` its extraction lasts about
+    two seconds, long enough to be interrupted, on any machine."""
+    return bundlekit.wheelhouse_tar(bundle_dir / "padded-wheelhouse.tar", wheels, pad_bytes=32 * MiB)
 
 
 @pytest.fixture

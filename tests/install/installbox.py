@@ -9,12 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-FAKES_BIN = ROOT / "tests" / "fakes" / "bin"
+import pytest
+
+from support import FAKES_BIN, ROOT
+
 EXAMPLE = ROOT / "model-configs" / "sglang-single-gpu.toml"
 ENV = "default"
 MiB = 1 << 20
@@ -33,7 +33,6 @@ class Run:
     rc: int
     out: str
     err: str
-    seconds: float
 
     @property
     def text(self) -> str:
@@ -75,20 +74,24 @@ class Sandbox:
         return env
 
     def run(self, bundle: Path | None, *args: str, timeout: float = 180, **extra: str) -> Run:
-        start = time.monotonic()
-        done = subprocess.run(self.argv(*args), env=self.environ(bundle, **extra), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
-        return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - start)
+        """The installer in the foreground; the test fails if it has not finished after `timeout` seconds."""
+        try:
+            done = subprocess.run(self.argv(*args), env=self.environ(bundle, **extra), capture_output=True, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as expired:
+            pytest.fail(f"install-sglang-offline.sh {' '.join(args)} did not finish within {timeout:g} s\n"
+                        f"{expired.stdout!r}\n{expired.stderr!r}", pytrace=False)
+        return Run(done.returncode, done.stdout, done.stderr)
 
     def start(self, bundle: Path, *args: str, log: Path | None = None, **extra: str) -> subprocess.Popen:
         """The installer in the background, in a process group of its own (so a test can kill all of it)."""
-        out = open(log, "ab") if log else subprocess.DEVNULL
-        try:
-            return subprocess.Popen(self.argv(*args), env=self.environ(bundle, **extra), stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            if log:
-                out.close()
+        argv, env = self.argv(*args), self.environ(bundle, **extra)
+        if log is None:
+            return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(log, "ab") as out:
+            return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
 
     # --- tools --------------------------------------------------------------------------------------------
     def tool(self, name: str, script: str) -> Path:
@@ -106,6 +109,24 @@ class Sandbox:
             real = shutil.which(name, path="/usr/local/bin:/usr/bin:/bin")
             if real:
                 self.tool(name, f'printf "%s\\n" "{name} $*" >>{self.calls}\nexec {real} "$@"\n')
+
+    def throttle_hasher(self, mib_per_second: int) -> None:
+        """Hashers that read the bundle at most this fast. The installer's tee feeds tar and the hasher together,
+        so extraction goes no faster either: it lasts long enough to be interrupted, whatever the machine."""
+        for name in ("openssl", "sha256sum"):
+            real = shutil.which(name, path="/usr/local/bin:/usr/bin:/bin")
+            if real:
+                self.tool(name, f"""python3 -c '
+import sys, time
+while chunk := sys.stdin.buffer.read1(1 << 20):
+    sys.stdout.buffer.write(chunk)
+    time.sleep(len(chunk) / ({mib_per_second} << 20))
+' | exec {real} "$@"
+""")
+
+    def unthrottle_hasher(self) -> None:
+        for name in ("openssl", "sha256sum"):
+            (self.bin / name).unlink(missing_ok=True)
 
     def called(self) -> list[str]:
         return self.calls.read_text().splitlines() if self.calls.exists() else []
@@ -159,12 +180,3 @@ def copy_bundle(src: Path, dst: Path) -> Path:
     shutil.copyfile(src, dst)
     return dst
 
-
-def wait_for(predicate, timeout: float, interval: float = 0.005, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -10,9 +10,11 @@ import signal
 import subprocess
 from pathlib import Path
 
-import bundlekit
 import pytest
-from installbox import ENV, Sandbox, copy_bundle, wait_for
+
+from support import bundlekit, not_here, wait_for
+
+from .installbox import ENV, Sandbox, copy_bundle
 
 
 def staging_file(box: Sandbox, relpath: str):
@@ -32,12 +34,13 @@ def one_error_line(err: str) -> str:
     return last
 
 
-def test_kill_9_during_extraction_then_rerun(box: Sandbox, big_wheelhouse: Path) -> None:
+def test_kill_9_during_extraction_then_rerun(box: Sandbox, padded_wheelhouse: Path) -> None:
     box.fake_previous()
     before = box.snapshot()
-    proc = box.start(big_wheelhouse)
+    box.throttle_hasher(16)
+    proc = box.start(padded_wheelhouse)
     try:
-        partial = wait_for(staging_file(box, "wheels/padding.bin"), 60, what="extraction to start")
+        partial = wait_for(staging_file(box, "wheels/padding.bin"), 60, "extraction to start")
         os.killpg(proc.pid, signal.SIGKILL)  # the whole group, like a container being killed
     finally:
         proc.wait(30)
@@ -45,7 +48,8 @@ def test_kill_9_during_extraction_then_rerun(box: Sandbox, big_wheelhouse: Path)
     assert box.snapshot()["current"] == before["current"]
     assert (box.envs / f"{ENV}.1" / "payload.txt").exists()
 
-    rerun = box.run(big_wheelhouse)
+    box.unthrottle_hasher()
+    rerun = box.run(padded_wheelhouse)
     assert rerun.rc == 0, rerun.text
     assert "removing leftover" in rerun.out
     assert box.current() == f"{ENV}.2"
@@ -53,17 +57,20 @@ def test_kill_9_during_extraction_then_rerun(box: Sandbox, big_wheelhouse: Path)
     box.assert_no_junk()
 
 
-def test_kill_9_of_the_installer_alone(box: Sandbox, big_wheelhouse: Path) -> None:
+def test_kill_9_of_the_installer_alone(box: Sandbox, padded_wheelhouse: Path) -> None:
     """Only the installer's shell dies; its tar/tee/hasher go on holding the lock, so the next run waits for them
     rather than cleaning up under their feet."""
-    proc = box.start(big_wheelhouse)
+    box.throttle_hasher(16)
+    proc = box.start(padded_wheelhouse)
     try:
-        wait_for(staging_file(box, "wheels/padding.bin"), 60, what="extraction to start")
+        wait_for(staging_file(box, "wheels/padding.bin"), 60, "extraction to start")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(30)
-    rerun = box.run(big_wheelhouse, timeout=300)
+    box.unthrottle_hasher()  # for the next run; the orphaned hasher goes on at its pace
+    rerun = box.run(padded_wheelhouse, timeout=300)
     assert rerun.rc == 0, rerun.text
+    assert "waiting for another install" in rerun.out, "the orphans of the killed run held the lock"
     assert box.current() == f"{ENV}.1"
     box.assert_no_junk()
 
@@ -73,7 +80,7 @@ def test_kill_9_during_install_leaves_a_partial_env_that_the_next_run_removes(bo
     before = box.snapshot()
     proc = box.start(wheelhouse)
     try:
-        wait_for(lambda: (box.envs / f"{ENV}.2" / "pyvenv.cfg").exists(), 60, what="the new venv")
+        wait_for(lambda: (box.envs / f"{ENV}.2" / "pyvenv.cfg").exists(), 60, "the new venv")
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(30)
@@ -93,7 +100,7 @@ def test_sigterm_during_install_cleans_up(box: Sandbox, wheelhouse: Path, tmp_pa
     log = tmp_path / "run.log"
     proc = box.start(wheelhouse, log=log)
     try:
-        wait_for(lambda: (box.envs / f"{ENV}.2" / "pyvenv.cfg").exists(), 60, what="the new venv")
+        wait_for(lambda: (box.envs / f"{ENV}.2" / "pyvenv.cfg").exists(), 60, "the new venv")
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(60) == 143
     finally:
@@ -158,9 +165,9 @@ def test_two_runs_at_once(box: Sandbox, wheelhouse: Path, tmp_path: Path) -> Non
     first = box.start(wheelhouse, log=log)
     second = None
     try:
-        wait_for(lambda: list(box.envs.glob(f".{ENV}.staging.*")), 60, what="the first run to hold the lock")
+        wait_for(lambda: list(box.envs.glob(f".{ENV}.staging.*")), 60, "the first run to hold the lock")
         second = box.start(wheelhouse, log=log)
-        wait_for(lambda: "waiting for another install" in log.read_text(), 60, what="the second run to wait")
+        wait_for(lambda: "waiting for another install" in log.read_text(), 60, "the second run to wait")
         busy = box.run(wheelhouse, "--no-wait")
         assert busy.rc == 16, busy.text
         assert "lock" in one_error_line(busy.err)
@@ -191,7 +198,7 @@ def root_without_dac_override() -> list[str]:
     caps = "-dac_override,-dac_read_search"
     wrap = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
     if not shutil.which("setpriv") or subprocess.run([*wrap, "true"]).returncode != 0:
-        pytest.skip("root, and setpriv cannot drop CAP_DAC_OVERRIDE here: a read-only target cannot be simulated")
+        not_here("root, and setpriv cannot drop CAP_DAC_OVERRIDE here: a read-only target cannot be simulated")
     return wrap
 
 

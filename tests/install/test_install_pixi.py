@@ -8,9 +8,11 @@ import os
 import subprocess
 from pathlib import Path
 
-import bundlekit
 import pytest
-from installbox import ENV, ROOT, Sandbox
+
+from support import bundlekit
+
+from .installbox import ENV, ROOT, Sandbox
 
 
 def calls(log: Path) -> list[list[str]]:

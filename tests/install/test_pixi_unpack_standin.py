@@ -7,9 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import bundlekit
 import pytest
-from installbox import FAKES_BIN
+
+from support import bundlekit
+
+from .installbox import FAKES_BIN
 
 STANDIN = FAKES_BIN / "pixi-unpack"
 

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import typing as t
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from sglangc.cli import cli
+from support.cli import run_cli
 
 VALID = 'version = 1\nsglang_version = "0.5.23"\n[instances.a]\nmodel_path = "/llm-models/a"\ngpu_ids = [0]\n'
 DEPTH = 5000
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> Result:
-    """sglangc in-process, stdout and stderr apart, exceptions not swallowed (like tests/conftest.py's, which
-    is not imported: another `conftest` module may shadow it when the whole tree is collected)."""
-    old = Path.cwd()
-    try:
-        if cwd:
-            os.chdir(cwd)
-        return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def one_line(stderr: str, name: str) -> str:

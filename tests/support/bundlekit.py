@@ -1,6 +1,6 @@
 """Build offline bundles for the installer's tests and benchmark: real wheels, wheelhouse tars, pixi-pack archives.
 
-Stdlib only; imported by tests/install/conftest.py and bench/bench_install.py.
+Stdlib only; used by the installer, bundle and boot tests and by bench/bench_install.py.
 
     make_wheel(out_dir, name, version, files)      -> a real wheel (zip with METADATA, WHEEL, RECORD)
     fake_sglang_wheel / fake_torch_wheel(out_dir)  -> tiny stand-ins: sglang.__version__, torch.cuda.is_available()

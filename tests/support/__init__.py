@@ -1,0 +1,56 @@
+"""What the tests and the benchmarks share: paths, a bounded wait, and (in the submodules) the in-process CLI,
+loopback HTTP and free ports, /proc process checks, the SGLang stand-in and bundle builders.
+
+    from support import ROOT, wait_for
+    from support.cli import run_cli              # sglangc in-process (and the `sglangc` fixture)
+    from support.net import free_port, free_ports, http
+    from support.procs import proc_state, pgid, cmdline, live_pids, group_members, processes_with
+    from support.standin import standin           # tests/fakes/sglang_standin/build.py
+    from support import bundlekit                 # wheels, wheelhouse and pixi-pack tars
+
+tests/ is on sys.path (pytest's `pythonpath` setting; bench/ inserts it itself), so the package is `support`.
+Stdlib only at import time, but for cli.py (click, pytest): bench/ imports it too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import typing as t
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "model-configs").glob("*.toml"))
+CATALOG = ROOT / "compiler" / "catalogs" / "sglang-0.5.23.json"
+FAKES_BIN = ROOT / "tests" / "fakes" / "bin"
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+IN_CI = os.environ.get("CI") == "true"
+
+T = t.TypeVar("T")
+
+
+def wait_for(predicate: t.Callable[[], T], timeout: float, what: str, interval: float = 0.05,
+             detail: t.Callable[[], str] | None = None) -> T:
+    """Poll `predicate` until it returns something true (returned); fail the test after `timeout` seconds,
+    saying what it waited for (and `detail()`, the state it was left in)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            import pytest
+
+            message = f"timed out after {timeout:g} s waiting for {what}"
+            pytest.fail(message + (f"\n{detail()}" if detail else ""), pytrace=False)
+        time.sleep(interval)
+
+
+def not_here(reason: str) -> t.NoReturn:
+    """What a test needs is not on this machine (a tool, a platform): a skip on a developer's machine, a failure
+    under CI=true, where .ci/run provides everything and nothing may go untested."""
+    import pytest
+
+    if IN_CI:
+        pytest.fail(f"{reason}; under CI=true this is a failure, not a skip", pytrace=False)
+    pytest.skip(reason)
