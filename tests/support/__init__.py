@@ -14,8 +14,11 @@ Stdlib only at import time, but for cli.py (click, pytest): bench/ imports it to
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import time
+import types
 import typing as t
 from pathlib import Path
 
@@ -27,6 +30,18 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IN_CI = os.environ.get("CI") == "true"
 
 T = t.TypeVar("T")
+
+
+def load_module(name: str, path: Path) -> types.ModuleType:
+    """A Python file that is not part of a package (a tool, the stand-in's build.py), imported as `name`."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before it runs: its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def wait_for(predicate: t.Callable[[], T], timeout: float, what: str, interval: float = 0.05,

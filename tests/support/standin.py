@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import types
 from pathlib import Path
 
-from support import CATALOG, ROOT
+from support import CATALOG, ROOT, load_module
 
 BUILD = ROOT / "tests" / "fakes" / "sglang_standin" / "build.py"
-
-
-def _load(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader, path
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-standin = _load("sglang_standin_build", BUILD)
+standin = load_module("sglang_standin_build", BUILD)
 
 
 def make_project(project: Path, *, supervisor: bool, catalog: Path = CATALOG) -> Path:
