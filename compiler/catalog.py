@@ -11,7 +11,7 @@ import re
 import typing as t
 
 from sglangc import catalogs
-from sglangc.errors import Finding, key_path, show
+from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
 from sglangc.model import Instance
 
 _CATALOGS = os.path.dirname(catalogs.__file__)  # plain files beside __init__.py: importlib.resources is slow to import
@@ -175,6 +175,8 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
     findings: list[Finding] = []
     pp_size, dp_attention = 1, False
     for key, value in inst.server_args:
+        if len(findings) > MAX_FINDINGS:
+            break  # checked no further: each unknown flag costs a did-you-mean search
         where = key_path("instances", inst.name, "server_args", key)
 
         def add(message: str, severity: t.Literal["error", "warning"] = "error") -> None:

@@ -31,9 +31,21 @@ class Finding:
         return f"{self.config}: {tag}{where}{self.message}"
 
 
+MAX_FINDINGS = 100  # a config with more errors is checked no further: bounded time whatever the input
+
+
 def sort_findings(findings: t.Iterable[Finding]) -> list[Finding]:
-    """Findings in a stable order: by file, then key path, then message."""
-    return sorted(set(findings), key=lambda f: (f.config, f.line, f.col, f.key, f.severity, f.message))
+    """Findings in a stable order: by file, then key path, then message. Past MAX_FINDINGS, errors are kept
+    before warnings and one last finding says how many more there were."""
+    ordered = sorted(set(findings), key=lambda f: (f.config, f.line, f.col, f.key, f.severity, f.message))
+    if len(ordered) <= MAX_FINDINGS:
+        return ordered
+    kept = set(sorted(ordered, key=lambda f: f.severity != "error")[:MAX_FINDINGS])
+    errors = any(f.severity == "error" for f in ordered)
+    return [f for f in ordered if f in kept] + [Finding(
+        ordered[0].config, "", f"too many findings: the first {MAX_FINDINGS} are shown"
+        + ("; the check stopped there: fix these, then check again" if errors else ""),
+        "error" if errors else "warning")]
 
 
 class SglangcError(Exception):

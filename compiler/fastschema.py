@@ -102,6 +102,14 @@ def _min_properties(least: int, schema: dict[str, t.Any]) -> Check:
     return lambda v: not isinstance(v, dict) or not len(v) < least
 
 
+def _max_properties(most: int, schema: dict[str, t.Any]) -> Check:
+    return lambda v: not isinstance(v, dict) or not len(v) > most
+
+
+def _max_items(most: int, schema: dict[str, t.Any]) -> Check:
+    return lambda v: not isinstance(v, list) or not len(v) > most
+
+
 def _items(items: t.Any, schema: dict[str, t.Any]) -> Check:
     sub = compile_schema(items)
     return lambda v: not isinstance(v, list) or all(map(sub, v))
@@ -157,8 +165,10 @@ KEYWORDS: dict[str, t.Callable[[t.Any, dict[str, t.Any]], Check]] = {
     "propertyNames": _property_names,
     "required": _required,
     "minProperties": _min_properties,
+    "maxProperties": _max_properties,
     "items": _items,
     "minItems": _min_items,
+    "maxItems": _max_items,
     "uniqueItems": _unique_items,
     "minLength": _min_length,
     "maxLength": _max_length,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+import stat
 import sys
 import typing as t
 from pathlib import Path
@@ -16,6 +19,10 @@ from sglangc.errors import ConfigError, Finding
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+# A key of more than MAX_DEPTH dotted parts where a key may stand (line start, table header, inline table),
+# found before the parser sees it. Each part starts with a character no other part can, so the search is linear.
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_LONG_DOTTED_KEY = re.compile(rf"(?:^|[{{,\[])[ \t]*(?:{_KEY_PART}[ \t]*\.[ \t]*){{{MAX_DEPTH},}}", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +60,11 @@ def parse(raw: bytes, name: str) -> dict[str, t.Any]:
              col=at - text.rfind("\n", 0, at))
     if not text.strip():
         fail("file is empty; a config needs at least `version = 1` and one [instances.<name>] table")
+    deep = _LONG_DOTTED_KEY.search(text)
+    if deep:  # the TOML parser's time and memory grow with the square of a dotted key's length
+        at = deep.start()
+        fail(f"nested too deeply: a dotted key of more than {MAX_DEPTH} parts; a config may nest at most {MAX_DEPTH} levels",
+             line=text.count("\n", 0, at) + 1, col=at - text.rfind("\n", 0, at))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -66,23 +78,40 @@ def parse(raw: bytes, name: str) -> dict[str, t.Any]:
 
 
 def _read(path: Path, name: str) -> bytes:
+    """The file's bytes. Only a regular file is read: it is opened without blocking (a FIFO would wait for a
+    writer forever) and checked with fstat before a byte is read."""
+
     def fail(message: str) -> t.NoReturn:
         raise ConfigError([Finding(name, "", message)])
 
     try:
-        if path.is_dir():
-            fail("is a directory, not a config file")
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except FileNotFoundError:
         fail("no such file")
     except PermissionError:
         fail("permission denied")
     except OSError as e:
         fail(f"cannot read: {e.strerror or e}")
-    if len(raw) > MAX_BYTES:
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            fail("is a directory, not a config file")
+        if not stat.S_ISREG(mode):
+            fail("is not a regular file (a FIFO, socket or device); a config is read from a file")
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        fail(f"cannot read: {e.strerror or e}")
+    finally:
+        os.close(fd)
+    if size > MAX_BYTES:
         fail(f"file is larger than {MAX_BYTES:,} bytes; a config may be at most {MAX_BYTES:,} bytes")
-    return raw
+    return b"".join(chunks)
 
 
 def _position(e: Exception, text: str) -> tuple[int, int]:

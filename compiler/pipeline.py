@@ -8,7 +8,7 @@ import os
 import typing as t
 from pathlib import Path
 
-from sglangc.errors import Finding, key_path, show, sort_findings
+from sglangc.errors import MAX_FINDINGS, Finding, key_path, show, sort_findings
 from sglangc.load import load
 from sglangc.validate import validate
 
@@ -77,6 +77,8 @@ def _clean_instances(data: dict[str, t.Any], shape: list[Finding], config: str) 
         if isinstance(raw, dict) and not any(f.key == prefix or f.key.startswith((f"{prefix}.", f"{prefix}["))
                                              for f in shape):
             findings += check_instance(build_instance(instance, raw), catalog, config)[1]
+            if len(findings) > MAX_FINDINGS:
+                break
     return findings
 
 

@@ -13,10 +13,9 @@ import jinja2
 
 from sglangc import __version__
 from sglangc.errors import GeneratedOutputError, is_forbidden_char
-from sglangc.resolve import Plan
+from sglangc.resolve import SOCKET_NAME, Plan
 
 GROUP = "sglang"
-SOCKET = "supervisor.sock"
 MANIFEST = "manifest.json"
 PIXI_TEMPLATE = "pixi/pixi.toml"
 LIB = "lib"
@@ -142,7 +141,7 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
         "runtime_dir": master.runtime_dir,
         "log_dir": plan.log_dir,
         "conf": path("supervisord.conf"),
-        "socket": f"{master.runtime_dir}/{SOCKET}",
+        "socket": f"{master.runtime_dir}/{SOCKET_NAME}",
         "runner": path("check-and-run-sglang.sh"),
         "installer": path("install-sglang-offline.sh"),
         "pixi_template_dir": path("pixi"),

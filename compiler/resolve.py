@@ -9,12 +9,13 @@ import re
 import typing as t
 
 from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args, check_server_args_env
-from sglangc.errors import Finding, key_path, show
+from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
 from sglangc.model import Deployment, Instance, Master
 
 SHARED_GPU_MEMORY = 0.9
 PROGRAM_PREFIX = "sglang-"
 LOG_SUBDIR = "sglangc"  # below master.log_dir
+SOCKET_NAME = "supervisor.sock"  # in master.runtime_dir
 # Wildcard binds, and the loopback address a probe reaches each of them on.
 WILDCARD_PROBE = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 ANY_HOSTS = frozenset(WILDCARD_PROBE)
@@ -90,6 +91,8 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
     for inst in dep.instances:
         flags[inst.name], own = check_instance(inst, catalog, dep.config)
         findings += own
+        if sum(f.severity == "error" for f in findings) > MAX_FINDINGS:
+            return Plan(dep, (), 0), findings  # checked no further (sort_findings says so)
 
     gpus = _allocate_gpus(dep, flags, findings)
     ports = _allocate_ports(dep, findings)
@@ -131,7 +134,46 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
     )
     master = dep.master
     settle = (master.start_seconds + master.start_retries + 2) * (master.start_retries + 1) + 5
+    findings += _check_runnable(dep, units)
     return Plan(deployment=dep, units=units, settle_seconds=settle), findings
+
+
+# Linux refuses to exec a command with one argument or environment entry of 128 KiB or more (E2BIG).
+MAX_ARG_BYTES = 128 * 1024 - 1
+SOCKET_MAX_BYTES = 100  # a unix socket path (sun_path holds 108 bytes with its NUL; keep a margin)
+
+
+def _check_runnable(dep: Deployment, units: tuple[LaunchUnit, ...]) -> list[Finding]:
+    """What would pass the schema but fail at boot: values the kernel or supervisord cannot take."""
+    findings = []
+    master = dep.master
+    for field in ("runtime_dir", "log_dir"):
+        value = getattr(master, field)
+        if any(sep in value for sep in (" ;", " #", "\t;", "\t#")):
+            findings.append(Finding(dep.config, key_path("master", field), (
+                f"{show(value)}: supervisord.conf would read ' ;' or ' #' in it as the start of a comment")))
+    socket = f"{master.runtime_dir}/{SOCKET_NAME}".encode()
+    if len(socket) >= SOCKET_MAX_BYTES:
+        findings.append(Finding(dep.config, key_path("master", "runtime_dir"), (
+            f"supervisord's socket {show(socket.decode(), limit=60)} would be {len(socket)} bytes; a unix socket "
+            f"path must stay under {SOCKET_MAX_BYTES} bytes (choose a shorter runtime_dir)")))
+    for u in units:
+        if not u.enabled:
+            continue
+        for key, value in u.exports:
+            if len(f"{key}={value}".encode()) > MAX_ARG_BYTES:
+                where = key_path("instances", u.name, "env", key) if key != "CUDA_VISIBLE_DEVICES" else key_path(
+                    "instances", u.name, "gpu_ids")
+                findings.append(Finding(dep.config, where, _too_long(f"{key}=…")))
+        for word in u.argv:
+            if len(word.encode()) > MAX_ARG_BYTES:
+                findings.append(Finding(dep.config, key_path("instances", u.name), _too_long(
+                    f"the argument {show(word, limit=30)}")))
+    return findings
+
+
+def _too_long(what: str) -> str:
+    return f"{what} is more than {MAX_ARG_BYTES:,} bytes: Linux cannot start a program with it (E2BIG)"
 
 
 def _exports(inst: Instance, gpus: tuple[int, ...]) -> tuple[tuple[str, str], ...]:
@@ -381,7 +423,10 @@ def _dependency_graph(dep: Deployment, edges: list[tuple[str, str]], findings: l
     graph.add_nodes_from(i.name for i in dep.instances)
     graph.add_edges_from(edges)
     for cycle in _cycles(graph):
-        loop = " → ".join(reversed([*cycle, cycle[0]]))
+        steps = list(reversed([*cycle, cycle[0]]))
+        if len(steps) > 12:  # a long cycle is cut in the middle: its ends say where to look
+            steps = [*steps[:6], f"… ({len(cycle) - 9} more) …", *steps[-4:]]
+        loop = " → ".join(steps)
         message = f"{show(cycle[0])} depends on itself" if len(cycle) == 1 else f"dependency cycle: {loop}"
         findings.append(Finding(dep.config, key_path("instances", cycle[0], "depends_on"), message))
     return graph

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import json
 import pkgutil
 import re
 import typing as t
 
 from sglangc import fastschema
-from sglangc.errors import Finding, key_path, show
+from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
 
 SCHEMA_FILE = "sglang-config.schema.json"
 _FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # what errors.is_forbidden_char rejects
@@ -66,12 +67,14 @@ def validate(data: dict[str, t.Any], name: str) -> list[Finding]:
     findings = _forbidden_characters(data, name)
     if _is_valid()(data):
         return findings
-    errors = list(_validator().iter_errors(data))
+    errors = list(itertools.islice(_validator().iter_errors(data), MAX_FINDINGS + 1))
     mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
     for error in errors:
         if error.validator in ("const", "enum") and tuple(error.absolute_path) in mistyped:
             continue  # `version = "1"`: the wrong type says it all
-        findings.extend(_rewrite(error, name))
+        findings.extend(itertools.islice(_rewrite(error, name), MAX_FINDINGS + 1 - len(findings)))
+        if len(findings) > MAX_FINDINGS:
+            break  # enough to stop; sort_findings says so
     return findings
 
 
@@ -140,6 +143,10 @@ def _plain(kind: str, expected: t.Any, value: t.Any, schema: dict[str, t.Any]) -
         return f"is longer than {expected} characters"
     if kind == "minProperties":
         return "needs at least one entry"
+    if kind == "maxProperties":
+        return f"has {len(value)} entries; at most {expected} are allowed"
+    if kind == "maxItems":
+        return f"lists {len(value)} items; at most {expected} are allowed"
     if kind == "pattern":
         return f"{show(value)}: {_PATTERN_HINTS.get(expected, f'must match {expected}')}"
     return f"invalid value {_describe(value)} ({kind})"

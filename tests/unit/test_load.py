@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import typing as t
@@ -89,15 +90,15 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path = tmp_path / "config.toml"
     path.write_text(VALID)
     path.chmod(0)
-    real_open = Path.open
+    real_open = os.open
 
-    def open_as_unprivileged(self: Path, *args: t.Any, **kwargs: t.Any) -> t.Any:
+    def open_as_unprivileged(path: t.Any, *args: t.Any, **kwargs: t.Any) -> t.Any:
         # Tests run as root in CI, where mode 0 does not stop reading: fail the way another user would.
-        if self.name == "config.toml":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+        if os.fspath(path).endswith("config.toml"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", open_as_unprivileged)
+    monkeypatch.setattr(os, "open", open_as_unprivileged)
     result = run_cli("check", "config.toml", cwd=tmp_path)
     assert result.exit_code == 1
     assert one_line(result.stderr, "config.toml") == "config.toml: permission denied"
