@@ -12,6 +12,20 @@ from support.cli import run_cli, sglangc
 
 __all__ = ["EXAMPLES", "IN_CI", "ROOT", "run_cli", "sglangc"]
 
+# Where the tests that wait on real processes (servers, installs, builds of venvs and wheels) live, the slowest
+# first. They are handed out first, so that a parallel run (pytest-xdist, `--dist load`) ends on quick tests
+# rather than on one long test; the rest keep their order.
+SLOW_FIRST = ("test_readme.py", "boot/", "test_bench.py", "test_wheel.py", "e2e/", "install/", "test_real_parser.py",
+              "test_catalog_tool.py", "bundle/", "fakes/", "test_editor.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        where = item.path.relative_to(ROOT / "tests").as_posix()
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if where.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)
+
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> t.Callable[..., Path]:

@@ -2,8 +2,8 @@
 
 * Regeneration: for each shipped catalog, if SGLANGC_SGLANG_PYTHON_<V> (V with every non-alphanumeric
   character as "_", e.g. SGLANGC_SGLANG_PYTHON_0_5_23) names the python of a venv made by
-  tools/install-sglang-parser.sh, tools/dump_sglang_catalog.py is run with it and its output must equal
-  the shipped file byte for byte.  Without the variable the test is skipped, except under CI=true,
+  tools/install-sglang-parser.sh, tools/dump_sglang_catalog.py is run with it (support.real_sglang: in the
+  process test_real_parser.py uses too) and its output must equal the shipped file byte for byte.  Without the variable the test is skipped, except under CI=true,
   where it fails: CI must check the catalogs against the real parser.
 * Shape: every shipped catalog has the documented format and the facts the compiler relies on.
 * The dump tool's classification helpers, on a synthetic argparse parser (no sglang needed).
@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from support import ROOT, load_module, not_here
+from support import ROOT, load_module
+from support.real_sglang import group, real_sglang
 
 CATALOG_DIR = ROOT / "compiler" / "catalogs"
 DUMP_TOOL = ROOT / "tools" / "dump_sglang_catalog.py"
@@ -36,10 +34,6 @@ TOP_KEYS = {"format", "sglang_version", "reasoning_parsers", "tool_call_parsers"
 
 def _version(path: Path) -> str:
     return path.name[len("sglang-") : -len(".json")]
-
-
-def _env_var(version: str) -> str:
-    return "SGLANGC_SGLANG_PYTHON_" + re.sub(r"[^0-9A-Za-z]", "_", version)
 
 
 def _load(path: Path) -> dict:
@@ -61,34 +55,19 @@ def test_catalogs_are_shipped() -> None:
 # --- regeneration against the real parser -------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", CATALOGS, ids=lambda p: _version(p))
+@pytest.mark.parametrize("path", [pytest.param(p, id=_version(p), marks=group(_version(p))) for p in CATALOGS])
 def test_catalog_matches_real_parser(path: Path) -> None:
     version = _version(path)
-    var = _env_var(version)
-    python = os.environ.get(var)
-    if not python:
-        msg = (
-            f"{var} is not set: cannot regenerate {path.name} from the real SGLang {version} parser. "
-            f"Make the venv with `bash tools/install-sglang-parser.sh DIR {version}` and set "
-            f"{var}=DIR/bin/python."
-        )
-        not_here(msg)
-    assert Path(python).exists(), f"{var}={python}: no such interpreter"
-    proc = subprocess.run(
-        [python, str(DUMP_TOOL)],
-        capture_output=True,
-        timeout=600,
-        cwd=ROOT,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-4000:]
-    produced = json.loads(proc.stdout)
+    sglang = real_sglang(version)
+    code, printed = sglang.catalog()
+    assert code == 0, sglang.errors()
+    produced = json.loads(printed)
     assert produced["sglang_version"] == version, (
-        f"{var}={python} has sglang {produced['sglang_version']}, not {version}"
+        f"{sglang.python} has sglang {produced['sglang_version']}, not {version}"
     )
-    assert proc.stdout == path.read_bytes(), (
-        f"{path.name} differs from what tools/dump_sglang_catalog.py makes with {python}; regenerate it:\n"
-        f"  {python} tools/dump_sglang_catalog.py -o {path.relative_to(ROOT)}"
+    assert printed.encode() == path.read_bytes(), (
+        f"{path.name} differs from what tools/dump_sglang_catalog.py makes with {sglang.python}; regenerate it:\n"
+        f"  {sglang.python} tools/dump_sglang_catalog.py -o {path.relative_to(ROOT)}"
     )
 
 

@@ -93,9 +93,11 @@ def test_wheelhouse_layout_and_offline_install(host: Host, links: Path) -> None:
     root = extract(out, host.tmp / "unpacked")
     venv = host.tmp / "venv"
     env = clean_pip_env()
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
-    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--find-links",
-                              "wheels", "-r", "requirements.txt"], cwd=root, env=env, capture_output=True, text=True)
+    # A venv without pip of its own: this pip installs into it the bundle's wheels, and nothing else.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                              "--no-index", "--find-links", "wheels", "-r", "requirements.txt"], cwd=root, env=env,
+                             capture_output=True, text=True)
     assert install.returncode == 0, install.stdout + install.stderr
     code = "import sglang, yaml, supervisor.supervisord; print(sglang.__version__, sglang.SGLANG_IS_TINY)"
     check = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, env=env)

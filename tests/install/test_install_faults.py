@@ -34,13 +34,14 @@ def one_error_line(err: str) -> str:
     return last
 
 
-def test_kill_9_during_extraction_then_rerun(box: Sandbox, padded_wheelhouse: Path) -> None:
+def test_kill_9_during_extraction_then_rerun(box: Sandbox, padded_pixi_pack: Path) -> None:
+    box.link_fake("pixi-unpack")
     box.fake_previous()
     before = box.snapshot()
     box.throttle_hasher(16)
-    proc = box.start(padded_wheelhouse)
+    proc = box.start(padded_pixi_pack)
     try:
-        partial = wait_for(staging_file(box, "wheels/padding.bin"), 60, "extraction to start")
+        partial = wait_for(staging_file(box, "pypi/padding.bin"), 60, "extraction to start")
         os.killpg(proc.pid, signal.SIGKILL)  # the whole group, like a container being killed
     finally:
         proc.wait(30)
@@ -49,7 +50,7 @@ def test_kill_9_during_extraction_then_rerun(box: Sandbox, padded_wheelhouse: Pa
     assert (box.envs / f"{ENV}.1" / "payload.txt").exists()
 
     box.unthrottle_hasher()
-    rerun = box.run(padded_wheelhouse)
+    rerun = box.run(padded_pixi_pack)
     assert rerun.rc == 0, rerun.text
     assert "removing leftover" in rerun.out
     assert box.current() == f"{ENV}.2"
@@ -57,18 +58,19 @@ def test_kill_9_during_extraction_then_rerun(box: Sandbox, padded_wheelhouse: Pa
     box.assert_no_junk()
 
 
-def test_kill_9_of_the_installer_alone(box: Sandbox, padded_wheelhouse: Path) -> None:
+def test_kill_9_of_the_installer_alone(box: Sandbox, padded_pixi_pack: Path) -> None:
     """Only the installer's shell dies; its tar/tee/hasher go on holding the lock, so the next run waits for them
     rather than cleaning up under their feet."""
+    box.link_fake("pixi-unpack")
     box.throttle_hasher(16)
-    proc = box.start(padded_wheelhouse)
+    proc = box.start(padded_pixi_pack)
     try:
-        wait_for(staging_file(box, "wheels/padding.bin"), 60, "extraction to start")
+        wait_for(staging_file(box, "pypi/padding.bin"), 60, "extraction to start")
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(30)
     box.unthrottle_hasher()  # for the next run; the orphaned hasher goes on at its pace
-    rerun = box.run(padded_wheelhouse, timeout=300)
+    rerun = box.run(padded_pixi_pack, timeout=300)
     assert rerun.rc == 0, rerun.text
     assert "waiting for another install" in rerun.out, "the orphans of the killed run held the lock"
     assert box.current() == f"{ENV}.1"
@@ -158,17 +160,19 @@ def test_no_bundle(box: Sandbox, tmp_path: Path) -> None:
     box.assert_no_junk()
 
 
-def test_two_runs_at_once(box: Sandbox, wheelhouse: Path, tmp_path: Path) -> None:
+def test_two_runs_at_once(box: Sandbox, padded_pixi_pack: Path, tmp_path: Path) -> None:
     """The second run waits for the lock (never interleaves), then finds the bundle installed; with --no-wait it
-    reports the busy lock instead."""
+    reports the busy lock instead. (The first run's extraction is slowed down: it holds the lock long enough.)"""
+    box.link_fake("pixi-unpack")
+    box.throttle_hasher(16)
     log = tmp_path / "both.log"
-    first = box.start(wheelhouse, log=log)
+    first = box.start(padded_pixi_pack, log=log)
     second = None
     try:
         wait_for(lambda: list(box.envs.glob(f".{ENV}.staging.*")), 60, "the first run to hold the lock")
-        second = box.start(wheelhouse, log=log)
+        second = box.start(padded_pixi_pack, log=log)
         wait_for(lambda: "waiting for another install" in log.read_text(), 60, "the second run to wait")
-        busy = box.run(wheelhouse, "--no-wait")
+        busy = box.run(padded_pixi_pack, "--no-wait")
         assert busy.rc == 16, busy.text
         assert "lock" in one_error_line(busy.err)
         assert first.wait(180) == 0
