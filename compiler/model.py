@@ -25,6 +25,7 @@ class Master:
     start_retries: int = 3
     stop_timeout: int = 120
     ready_timeout: int = 1800
+    cache_dir: str | None = None  # None: <pixi project dir>/.cache/sglang, resolved at launch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Instance:
     name: str
     model_path: str
     enable: bool = True
+    autostart: bool = True
     served_model_name: str | None = None
     host: str = "127.0.0.1"
     port: int | None = None

@@ -154,10 +154,11 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
         "start_retries": master.start_retries,
         "stop_timeout": master.stop_timeout,
         "ready_timeout": master.ready_timeout,
+        "cache_dir": master.cache_dir,
         "settle_seconds": plan.settle_seconds,
         "group": GROUP,
         "units": [
-            {**dataclasses.asdict(u), "launch": path(f"launch-{u.name}.sh"),
+            {**dataclasses.asdict(u), "memory_percent": u.memory_percent, "launch": path(f"launch-{u.name}.sh"),
              "waits": [(n, by_name[n].probe_host, by_name[n].port) for n in u.wait_for]}
             for u in plan.start_order
         ],

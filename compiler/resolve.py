@@ -13,6 +13,9 @@ from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
 from sglangc.model import Deployment, Instance, Master
 
 SHARED_GPU_MEMORY = 0.9
+# With mem_fraction_static unset SGLang picks a share of each GPU from its memory and the parallel layout; the
+# memory preflight assumes the most it takes, so that it refuses only what cannot fit.
+AUTO_MEMORY_FRACTION = 0.9
 PROGRAM_PREFIX = "sglang-"
 LOG_SUBDIR = "sglangc"  # below master.log_dir
 SOCKET_NAME = "supervisor.sock"  # in master.runtime_dir
@@ -35,6 +38,8 @@ class LaunchUnit:
 
     name: str
     enabled: bool
+    autostart: bool  # started by `start` with no names (else only by name)
+    boot: bool  # started at boot, and by supervisord on its own: master.enable and autostart
     model_path: str
     served_model_name: str
     host: str
@@ -52,9 +57,15 @@ class LaunchUnit:
     probe_host: str  # where a readiness probe reaches the server (a wildcard bind over loopback)
     exports: tuple[tuple[str, str], ...]  # every variable the launch script exports, in order
     highest_gpu: int | None  # checked against the GPUs nvidia-smi lists; None without GPUs
+    weight_split: int  # GPUs one copy of the weights is split over (tp × pp): the memory preflight divides by it
+    memory_fraction: float  # mem_fraction_static, or the most SGLang's automatic choice takes when it is unset
     log_file: str
     pid_file: str
     secret_file: str | None  # the YAML the secrets reach SGLang through; None without secrets
+
+    @property
+    def memory_percent(self) -> int:
+        return round(self.memory_fraction * 100)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +122,8 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
         LaunchUnit(
             name=i.name,
             enabled=i.enable,
+            autostart=i.autostart,
+            boot=i.enable and i.autostart and dep.master.enable,
             model_path=i.model_path,
             served_model_name=i.served_model_name or i.model_path,
             host=i.host,
@@ -128,6 +141,8 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
             probe_host=WILDCARD_PROBE.get(i.host, i.host),
             exports=_exports(i, gpus.get(i.name, ())),
             highest_gpu=max(gpus.get(i.name, ()), default=None),
+            weight_split=i.tp_size * flags[i.name].pp_size,
+            memory_fraction=i.mem_fraction_static if i.mem_fraction_static is not None else AUTO_MEMORY_FRACTION,
             **_files(dep.master, i.name, bool(_secret_envs(i))),
         )
         for i in dep.instances

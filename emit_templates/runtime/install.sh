@@ -185,8 +185,9 @@ pick_hasher() { # openssl uses the CPU's SHA instructions; coreutils' sha256sum 
   fi
 }
 
-# Import check of an environment; prints one line. $2: 1 to require CUDA.
+# Import check of an environment, activated; prints one line. $2: 1 to require CUDA.
 import_check() {
+  activate_env "$1" # as the servers will run it (always called in a subshell: nothing leaks)
   "$1/bin/python" -I -c '
 import sys
 import sglang, torch, supervisor, yaml

@@ -2,19 +2,27 @@
 # sglangc runtime: the body of every launch-<name>.sh.
 #
 # Starts one SGLang instance: checks what it needs, waits for the instances it depends on (or shares a GPU
-# with), then execs the server, so that signals reach SGLang itself. `--dry-run` prints the variables and
-# the command and starts nothing.
+# with), then execs the server in its activated environment, so that signals reach SGLang itself.
+#   launch-<name>.sh              check, wait, start (supervisord or check-and-run-sglang.sh runs this)
+#   launch-<name>.sh --dry-run    print the variables and the command; start nothing, need nothing
+#   launch-<name>.sh --preflight  run every check, one line each; start nothing; exit with the first failure
+#   launch-<name>.sh --help
 #
 # The generated launch-<name>.sh sets these, then sources lib/prelude.sh and this file:
 #   name, me                   the instance and the message prefix (launch-<name>)
 #   default_project_dir,       where the environment lives, unless AUTO_INFER_SGLANG_PIXI_PROJECT_DIR /
 #   default_environment        AUTO_INFER_SGLANG_PIXI_ENVIRONMENT say otherwise
 #   model_path host port       what SGLang serves, and where
-#   highest_gpu                the highest GPU id the instance uses (checked against nvidia-smi -L)
+#   gpus                       the GPU ids it runs on (CUDA_VISIBLE_DEVICES), checked against nvidia-smi
+#   weight_split               how many GPUs one copy of the weights is split over (tp × pp)
+#   memory_fraction            the share of each GPU's memory SGLang may fill (mem_fraction_static; when
+#   memory_percent             unset, the most SGLang's own choice takes), and the same in percent
 #   installer                  the installer to name when the environment is missing
 #   ready_timeout              seconds to wait for each instance in `waits`
-#   runtime_dir                the deployment's private runtime directory (pid files, key files)
+#   runtime_dir                the deployment's private runtime directory (pid files, secret files)
 #   pid_file                   where the server's pid is recorded, with its start time
+#   cache_dir                  where kernel and compile caches persist across container restarts ('': in the
+#                              project directory, $project_dir/.cache/sglang)
 #   secret_file                the private YAML file SGLang reads its secrets from (--config); empty without
 #   secrets                    pairs: the YAML key (a flag name: api-key, admin-api-key, …) and the variable
 #                              that holds its value at launch
@@ -23,11 +31,22 @@
 #   argv                       the arguments after `python -m sglang.launch_server`
 #
 # Exit codes: 2 usage, 10 environment not installed, 11 model missing, 12 weight shards missing,
-# 13 port in use, 14 GPU missing, 15 API key variable unset, 16 API key unusable, 17 dependency not ready,
-# 18 runtime directory unusable.
+# 13 port in use, 14 GPU missing, 15 a secret's variable unset, 16 a secret unusable, 17 dependency not ready,
+# 18 runtime directory unusable, 19 the weights do not fit the GPUs' memory.
 
 umask 077 # what this script and the server create is the deployment's own
 resolve_prefix
+cache_dir=${cache_dir:-$project_dir/.cache/sglang}
+
+usage() {
+  printf '%s\n' "usage: $0 [--dry-run | --preflight | --help]" \
+    "Starts SGLang instance $name on $host:$port with GPUs $gpus (supervisord or check-and-run-sglang.sh runs it)." \
+    "  --dry-run    print the variables and the command it would run; start nothing" \
+    "  --preflight  run every check, one line each; start nothing; exit with the first failing check's code" \
+    "exit codes: 2 usage, 10 environment not installed, 11 model missing, 12 weight shards missing," \
+    "13 port in use, 14 GPU missing, 15 a secret's variable unset, 16 a secret unusable, 17 dependency not" \
+    "ready, 18 runtime directory unusable, 19 the weights do not fit the GPUs' memory"
+}
 
 # A word quoted the way Python's shlex.quote does, so that shlex.split reads it back exactly: in `quoted`.
 quoted=""
@@ -41,9 +60,50 @@ quote() {
   fi
 }
 
+# The kernel and compile caches: one directory per environment, GPU model and instance below cache_dir, so
+# that no entry is shared by two GPU models, two environments, or two instances (which may share a GPU, and
+# must then not share FlashInfer's autotune results). Each variable the environment already sets is kept.
+# SGLANG_JIT_CACHE_DIR does not follow SGLANG_CACHE_DIR (it defaults to ~/.cache/sglang/jit): set it too.
+cache_vars=()
+plan_caches() {
+  local model="" root
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    model=$(nvidia-smi --query-gpu=name --format=csv,noheader -i "${gpus%%,*}" 2>/dev/null | head -n 1) || model=""
+  fi
+  model=${model//[^A-Za-z0-9._-]/-}
+  root="$cache_dir/$environment/${model:-no-gpu}/$name"
+  cache_vars=(
+    "SGLANG_CACHE_DIR=$root"
+    "SGLANG_JIT_CACHE_DIR=$root/jit"
+    "SGLANG_DG_CACHE_DIR=$root/deep_gemm"
+    "TRITON_CACHE_DIR=$root/triton"
+    "TORCHINDUCTOR_CACHE_DIR=$root/inductor"
+    "CUDA_CACHE_PATH=$root/nv"
+    "TILELANG_CACHE_DIR=$root/tilelang"
+    "FLASHINFER_WORKSPACE_BASE=$root"
+  )
+}
+
+# What the script exports: the compiled exports, then the caches the environment does not set already.
+all_exports=()
+plan_exports() {
+  local kv key
+  local -A given=()
+  all_exports=("${exports[@]}")
+  for kv in "${exports[@]}"; do given[${kv%%=*}]=1; done
+  plan_caches
+  for kv in "${cache_vars[@]}"; do
+    key=${kv%%=*}
+    if [ -z "${given[$key]:-}" ] && [ -z "${!key:-}" ]; then
+      all_exports+=("$kv")
+    fi
+  done
+}
+
 dry_run() {
-  local kv line w
-  for kv in "${exports[@]}"; do
+  local kv line w i
+  plan_exports
+  for kv in "${all_exports[@]}"; do
     quote "${kv#*=}"
     printf '%s=%s\n' "${kv%%=*}" "$quoted"
   done
@@ -54,6 +114,177 @@ dry_run() {
     line+=" $quoted"
   done
   printf '%s\n' "$line"
+  # the rest is for people, on stderr: stdout stays exactly the variables and the command
+  for ((i = 0; i < ${#waits[@]}; i += 3)); do
+    printf '%s: waits first for %s (http://%s:%s/health)\n' "$me" "${waits[i]}" "${waits[i + 1]}" "${waits[i + 2]}" >&2
+  done
+  for ((i = 0; i < ${#secrets[@]}; i += 2)); do
+    printf '%s: reads %s from the variable %s at launch\n' "$me" \
+      "$([ "${secrets[i]}" = api-key ] && echo "the API key" || echo "--${secrets[i]}")" "${secrets[i + 1]}" >&2
+  done
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks: each sets `why` and returns its exit code (0: fine); `fine` says what was found when all is well,
+# `unchecked` what it could not check although it should have (a warning at launch).
+why="" fine="" unchecked=""
+
+check_environment() {
+  fine="SGLang environment at $PREFIX"
+  [ -x "$PREFIX/bin/python" ] && return 0
+  why="SGLang environment not installed at $PREFIX; install it with $installer (or boot with AUTO_INFER_SGLANG_BUNDLE_ON_BOOT=1)"
+  return 10
+}
+
+check_model() {
+  fine="model $model_path"
+  [[ $model_path == /* ]] || { fine="model $model_path (a hub id: not checked here)"; return 0; }
+  [ -d "$model_path" ] || { why="model directory $model_path does not exist (is the model volume mounted?)"; return 11; }
+  [ -f "$model_path/config.json" ] || { why="model directory $model_path has no config.json"; return 11; }
+}
+
+check_shards() {
+  local index="$model_path/model.safetensors.index.json" shard
+  local -a missing=()
+  fine="weight shards: no model.safetensors.index.json to check against"
+  [[ $model_path == /* ]] && [ -f "$index" ] || return 0
+  while IFS= read -r shard; do
+    [ -s "$model_path/$shard" ] || missing+=("$shard")
+  done < <(grep -o '"[^"/]*\.safetensors"' "$index" | tr -d '"' | sort -u)
+  fine="every weight shard $index names is there"
+  [ "${#missing[@]}" -gt 0 ] || return 0
+  why="$index names ${#missing[@]} weight shard(s) missing or empty in $model_path (incomplete download?): ${missing[*]:0:5}"
+  return 12
+}
+
+check_port() {
+  fine="port $port is free"
+  port_listening "$port" || return 0
+  why="port $port is already in use by another process; stop it or give instance $name another port"
+  return 13
+}
+
+# nvidia-smi's GPU list, read once: `gpu_list` ('' when there is no nvidia-smi or it fails).
+gpu_list="" gpu_list_read=0
+read_gpus() {
+  [ "$gpu_list_read" = 0 ] || return 0
+  gpu_list_read=1
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  gpu_list=$(nvidia-smi -L 2>/dev/null) || gpu_list=""
+}
+
+check_gpus() {
+  local visible highest=0 g
+  read_gpus
+  fine="GPUs not checked: no nvidia-smi"
+  command -v nvidia-smi >/dev/null 2>&1 || return 0
+  fine="GPUs not checked: nvidia-smi -L failed"
+  [ -n "$gpu_list" ] || { unchecked="nvidia-smi -L failed; GPU ids not checked"; return 0; }
+  visible=$(grep -c '^GPU ' <<<"$gpu_list" || true)
+  for g in ${gpus//,/ }; do [ "$g" -le "$highest" ] || highest=$g; done
+  fine="GPUs $gpus are there (nvidia-smi -L lists $visible)"
+  [ "$highest" -ge "$visible" ] || return 0
+  why="GPU $highest is not there: nvidia-smi -L lists $visible GPU(s)"
+  return 14
+}
+
+# The weights' size in bytes: the index's metadata.total_size, else the sum of the weight files.
+weights_bytes() {
+  local index="$model_path/model.safetensors.index.json" total="" f size
+  local -a files=()
+  if [ -f "$index" ]; then
+    total=$(grep -o '"total_size"[[:space:]]*:[[:space:]]*[0-9]*' "$index" | head -n 1 | grep -o '[0-9]*$') || total=""
+  fi
+  if [ -z "$total" ]; then
+    files=("$model_path"/*.safetensors)
+    [ -e "${files[0]}" ] || files=("$model_path"/*.bin)
+    [ -e "${files[0]}" ] || return 1
+    total=0
+    for f in "${files[@]}"; do
+      size=$(stat -L -c %s -- "$f" 2>/dev/null) || continue
+      total=$((total + size))
+    done
+  fi
+  printf '%s' "$total"
+}
+
+check_memory() {
+  local total per_gpu smallest="" mib usable
+  fine="GPU memory not checked: no nvidia-smi, or no local weights to size"
+  read_gpus
+  [ -n "$gpu_list" ] && [[ $model_path == /* ]] || return 0
+  total=$(weights_bytes) || return 0
+  while IFS= read -r mib; do
+    mib=${mib//[^0-9]/}
+    [ -n "$mib" ] || continue
+    if [ -z "$smallest" ] || [ "$mib" -lt "$smallest" ]; then smallest=$mib; fi
+  done < <(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits -i "$gpus" 2>/dev/null)
+  [ -n "$smallest" ] || return 0
+  per_gpu=$((total / weight_split))
+  usable=$((smallest * 1048576 * memory_percent / 100))
+  fine="weights $((total / 1048576)) MiB over $weight_split GPU(s): $((per_gpu / 1048576)) MiB each, of $((usable / 1048576)) MiB usable (${smallest} MiB x $memory_fraction)"
+  [ "$per_gpu" -gt "$usable" ] || return 0
+  why="the weights do not fit: $((total / 1048576)) MiB over $weight_split GPU(s) is $((per_gpu / 1048576)) MiB per GPU, but each has $smallest MiB x mem_fraction_static $memory_fraction = $((usable / 1048576)) MiB; use more GPUs (tp_size), a quantized checkpoint, or a higher mem_fraction_static"
+  return 19
+}
+
+check_secrets() {
+  local i variable what
+  fine="no secrets to read"
+  [ "${#secrets[@]}" -gt 0 ] || return 0
+  for ((i = 0; i < ${#secrets[@]}; i += 2)); do
+    variable=${secrets[i + 1]}
+    what="the API key"
+    [ "${secrets[i]}" = api-key ] || what="the value of --${secrets[i]}"
+    [ -n "${!variable:-}" ] || { why="environment variable $variable is not set; it must hold $what of instance $name"; return 15; }
+    case "${!variable}" in
+      -*) why="$what in $variable starts with '-', which SGLang's argument parser cannot take"; return 16 ;;
+      *[[:cntrl:]]*) why="$what in $variable contains a control character"; return 16 ;;
+    esac
+  done
+  fine="the variable of every secret is set"
+}
+
+creating=create # --preflight makes nothing
+check_runtime_dir() {
+  fine="runtime directory $runtime_dir"
+  [ -n "$creating" ] || [ -e "$runtime_dir" ] || { fine="runtime directory $runtime_dir (made at launch)"; return 0; }
+  private_dir "$runtime_dir" "$creating" && return 0
+  why="unsafe runtime directory: $unsafe"
+  return 18
+}
+
+check_dependencies() { # --preflight only: whether they answer now (the launch itself waits for them)
+  local i
+  fine="no dependencies"
+  [ "${#waits[@]}" -gt 0 ] || return 0
+  fine="dependencies ready:"
+  for ((i = 0; i < ${#waits[@]}; i += 3)); do
+    if [ "$(http_status "${waits[i + 1]}" "${waits[i + 2]}" /health 5 2>/dev/null)" = 200 ]; then
+      fine+=" ${waits[i]}"
+    else
+      fine+=" ${waits[i]} (not yet: the launch waits up to ${ready_timeout}s)"
+    fi
+  done
+}
+
+CHECKS=(environment model shards port gpus memory secrets runtime_dir)
+
+preflight() {
+  local check code first=0
+  creating=""
+  for check in "${CHECKS[@]}" dependencies; do
+    why=""
+    code=0
+    "check_$check" || code=$?
+    if [ "$code" = 0 ]; then
+      printf '%s: ok: %s\n' "$me" "$fine"
+    else
+      printf '%s: FAIL (%s): %s\n' "$me" "$code" "$why"
+      [ "$first" != 0 ] || first=$code
+    fi
+  done
+  exit "$first"
 }
 
 case "${1-}" in
@@ -61,65 +292,41 @@ case "${1-}" in
     dry_run
     exit 0
     ;;
+  --preflight) preflight ;;
+  -h | --help)
+    usage
+    exit 0
+    ;;
   "") ;;
   *)
-    printf 'usage: %s [--dry-run]\n' "$0" >&2
+    usage >&2
     exit 2
     ;;
 esac
 
-[ -x "$PREFIX/bin/python" ] || die 10 "SGLang environment not installed at $PREFIX; install it with $installer (or boot with AUTO_INFER_SGLANG_BUNDLE_ON_BOOT=1)"
-
-if [[ $model_path == /* ]]; then
-  [ -d "$model_path" ] || die 11 "model directory $model_path does not exist (is the model volume mounted?)"
-  [ -f "$model_path/config.json" ] || die 11 "model directory $model_path has no config.json"
-  index="$model_path/model.safetensors.index.json"
-  if [ -f "$index" ]; then
-    missing=()
-    while IFS= read -r shard; do
-      [ -s "$model_path/$shard" ] || missing+=("$shard")
-    done < <(grep -o '"[^"/]*\.safetensors"' "$index" | tr -d '"' | sort -u)
-    if [ "${#missing[@]}" -gt 0 ]; then
-      die 12 "$index names ${#missing[@]} weight shard(s) missing or empty in $model_path (incomplete download?): ${missing[*]:0:5}"
-    fi
-  fi
-fi
-
-if port_listening "$port"; then
-  die 13 "port $port is already in use by another process; stop it or give instance $name another port"
-fi
-
-if command -v nvidia-smi >/dev/null 2>&1; then
-  if gpus=$(nvidia-smi -L 2>/dev/null); then
-    visible=$(grep -c '^GPU ' <<<"$gpus" || true)
-    if [ "$highest_gpu" -ge "$visible" ]; then
-      die 14 "GPU $highest_gpu is not there: nvidia-smi -L lists $visible GPU(s)"
-    fi
-  else
-    warn "nvidia-smi -L failed; GPU ids not checked"
-  fi
-fi
-
-for kv in "${exports[@]}"; do
-  export "${kv?}"
+for check in "${CHECKS[@]}"; do
+  code=0 unchecked=""
+  "check_$check" || code=$?
+  [ "$code" = 0 ] || die "$code" "$why"
+  [ -z "$unchecked" ] || warn "$unchecked"
 done
 
-private_dir "$runtime_dir" create || die 18 "unsafe runtime directory: $unsafe"
+plan_exports
+for kv in "${all_exports[@]}"; do
+  export "${kv?}"
+done
+for kv in "${cache_vars[@]}"; do
+  key=${kv%%=*}
+  dir=${!key:-} # the value in force, whoever set it
+  [ -z "$dir" ] || mkdir -p -- "$dir" 2>/dev/null || warn "cannot create the cache directory $dir; SGLang may recompile its kernels at every start"
+done
 
 if [ -n "$secret_file" ]; then
   # Secrets reach SGLang through a private YAML file (single-quoted values), never on a command line.
   yaml=""
   for ((i = 0; i < ${#secrets[@]}; i += 2)); do
-    key=${secrets[i]} variable=${secrets[i + 1]}
-    what="the API key"
-    [ "$key" = api-key ] || what="the value of --$key"
-    value=${!variable:-}
-    [ -n "$value" ] || die 15 "environment variable $variable is not set; it must hold $what of instance $name"
-    case "$value" in
-      -*) die 16 "$what in $variable starts with '-', which SGLang's argument parser cannot take" ;;
-      *[[:cntrl:]]*) die 16 "$what in $variable contains a control character" ;;
-    esac
-    yaml+="$key: '${value//\'/\'\'}'"$'\n'
+    value=${!secrets[i + 1]}
+    yaml+="${secrets[i]}: '${value//\'/\'\'}'"$'\n'
   done
   unset value
   secrets_dir=${secret_file%/*}
@@ -156,5 +363,8 @@ if ! { proc_stat "$$" && mkdir -p -- "${pid_file%/*}" && printf '%s %s\n' "$$" "
   die 18 "cannot write the pid file $pid_file"
 fi
 
+# Run it as `pixi run` would: the environment activated (its bin/ first on PATH, CONDA_PREFIX, and the
+# activation scripts its packages bring, e.g. a CUDA toolkit's CUDA_HOME).
+activate_env "$PREFIX"
 say "starting SGLang on $host:$port with GPUs ${CUDA_VISIBLE_DEVICES-}"
 exec "$PREFIX/bin/python" -m sglang.launch_server "${argv[@]}"

@@ -40,6 +40,23 @@ resolve_prefix() {
   PREFIX="$project_dir/.pixi/envs/$environment"
 }
 
+# Activate the environment at $1 as `pixi run` or pixi-unpack's activate.sh would, without Python: its bin/
+# first on PATH, CONDA_PREFIX, and each of its etc/conda/activate.d/*.sh sourced (conda packages such as a
+# CUDA toolkit set CUDA_HOME there; FlashInfer's and DeepGEMM's JIT builds look for nvcc and ninja on PATH).
+# The activation scripts run without -e and -u, which they are not written for.
+activate_env() {
+  local script
+  export CONDA_PREFIX="$1"
+  export PATH="$1/bin${PATH:+:$PATH}"
+  for script in "$1"/etc/conda/activate.d/*.sh; do
+    [ -f "$script" ] || continue
+    set +eu
+    # shellcheck source=/dev/null
+    . "$script"
+    set -eu
+  done
+}
+
 # Microseconds since the epoch (EPOCHREALTIME, bash >= 5; its radix character may be a comma).
 now_us() {
   if [ -n "${EPOCHREALTIME-}" ]; then

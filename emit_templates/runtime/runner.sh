@@ -20,13 +20,14 @@ resolve_prefix
 
 # One array per field of `units`, indexed by instance: name, supervisord program, launch script, probe
 # address, port, log file, pid file, secrets file ('' when none), the variables holding its secrets and the
-# instances its launch script waits for (both space-separated).
-fields=10
-names=() programs=() launches=() hosts=() ports=() logs=() pid_files=() secrets=() key_envs=() deps=()
+# instances its launch script waits for (both space-separated), and yes/no: whether `start` with no names
+# starts it (autostart).
+fields=11
+names=() programs=() launches=() hosts=() ports=() logs=() pid_files=() secrets=() key_envs=() deps=() autostarts=()
 for ((i = 0; i < ${#units[@]}; i += fields)); do
   names+=("${units[i]}") programs+=("${units[i + 1]}") launches+=("${units[i + 2]}") hosts+=("${units[i + 3]}")
   ports+=("${units[i + 4]}") logs+=("${units[i + 5]}") pid_files+=("${units[i + 6]}") secrets+=("${units[i + 7]}")
-  key_envs+=("${units[i + 8]}") deps+=("${units[i + 9]}")
+  key_envs+=("${units[i + 8]}") deps+=("${units[i + 9]}") autostarts+=("${units[i + 10]}")
 done
 count=${#names[@]}
 
@@ -34,9 +35,9 @@ usage() {
   printf '%s\n' \
     "usage: $me COMMAND [ARGS]" \
     "" \
-    "  start [NAME...]               start the instances (default: all enabled ones); starts supervisord first" \
-    "                                when it is not running (which then starts every enabled instance itself" \
-    "                                unless master.enable is false)" \
+    "  start [NAME...]               start the instances (default: those with autostart); starts supervisord" \
+    "                                first when it is not running (which then starts the autostart instances" \
+    "                                itself unless master.enable is false)" \
     "  stop [NAME...]                stop the instances; with no NAME also supervisord, so nothing is left" \
     "  restart [NAME...]             stop, then start (with no NAME supervisord too: picks up a changed environment)" \
     "  status                        one line per instance: state and readiness; exit 0 when all are RUNNING, else 3" \
@@ -79,6 +80,19 @@ pick() {
       fi
     done
   done
+}
+
+# With no names, `start` and `wait` mean the instances with autostart (the others start only by name).
+pick_autostart() {
+  local i
+  local -a kept=()
+  pick "$@"
+  [ "$#" = 0 ] || return 0
+  for i in "${picked[@]}"; do
+    [ "${autostarts[$i]}" = no ] || kept+=("$i")
+  done
+  [ "${#kept[@]}" = "${#picked[@]}" ] || all_picked=0
+  picked=("${kept[@]}")
 }
 
 # Replace every secret this environment holds (the API keys, server_args_env) with <redacted> (SGLang logs its
@@ -227,7 +241,7 @@ sv_start() {
     replace_orphans
     sv_launch_daemon
     if [ "$all_picked" = 0 ] && [ "$master_enable" = true ]; then
-      report "note: supervisord starts every enabled instance by itself (autostart: master.enable is true)"
+      report "note: supervisord starts the instances with autostart by itself (master.enable is true)"
     fi
   fi
   sv_targets
@@ -473,9 +487,13 @@ stop_by_pid_files() {
 # commands
 
 cmd_start() {
-  pick "$@"
+  pick_autostart "$@"
   if [ "$count" = 0 ]; then
     report "no instance is enabled in $config; nothing to start"
+    return 0
+  fi
+  if [ "${#picked[@]}" = 0 ]; then
+    report "no instance has autostart in $config; start them by name (instances: ${names[*]})"
     return 0
   fi
   if [ "$master_enable" != true ]; then
@@ -563,7 +581,7 @@ cmd_wait() {
     esac
   done
   [[ $timeout =~ ^[0-9]{1,9}$ ]] || die 2 "--timeout wants whole seconds (at most 9 digits), not '$timeout'"
-  pick "${args[@]}"
+  pick_autostart "${args[@]}"
   now=$(now_us)
   t0=$now
   deadline=$((t0 + 10#$timeout * 1000000))

@@ -101,11 +101,13 @@ def test_hostile_values_byte_for_byte(deploy, mode, tmp_path, projects):
         assert f"{project}/.pixi/envs/default/bin/supervisord" in started.stdout
     dep.run_ok("wait", "--timeout", "30")
     record = dep.record("x")
-    assert record["env"]["PATH"] == dep.env["PATH"]
+    # the server runs in its activated environment: $PREFIX/bin first, then the caller's PATH
+    assert record["env"]["PATH"] == f"{project}/.pixi/envs/default/bin:{dep.env['PATH']}"
+    assert record["env"]["CONDA_PREFIX"] == f"{project}/.pixi/envs/default"
     assert (dep.log_dir / "sglang-server-x.log").stat().st_size > 0
     assert record["argv"] == argv
-    for key, value in env.items():
-        assert record["env"][key] == value, key
+    for key, value in env.items():  # the cache directories live in the project directory, named otherwise above
+        assert record["env"][key] == value.replace(str(tmp_path / "none"), str(project)), key
     assert record["args"]["model_path"] == str(model)
     assert record["args"]["served_model_name"] == served
     assert record["args"]["chat_template"] == template

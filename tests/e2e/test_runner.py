@@ -142,7 +142,7 @@ def test_stop_and_start_one(deploy, mode):
         dep.run_ok("start", "b")
     else:
         # a new supervisord starts every enabled instance itself (autostart = master.enable), and says so
-        assert "note: supervisord starts every enabled instance" in started.stdout
+        assert "note: supervisord starts the instances with autostart by itself" in started.stdout
     dep.run_ok("wait", "--timeout", "30")
     first = dep.record("c")
     dep.run_ok("stop", "c")

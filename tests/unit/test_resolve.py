@@ -433,6 +433,8 @@ def test_plan_holds_every_runtime_decision(resolve):
     assert units["b"].secret_file == "/run/x/secrets/b.yaml" and units["a"].secret_file is None
     assert units["b"].argv[units["b"].argv.index("--config") + 1] == units["b"].secret_file
     assert plan.settle_seconds == (4 + 2 + 2) * (2 + 1) + 5
+    assert (units["b"].weight_split, units["b"].memory_fraction, units["b"].memory_percent) == (2, 0.9, 90)
+    assert units["b"].autostart and units["b"].boot and not units["c"].boot
     moved = plan.relocated("/scratch")
     assert moved.deployment.master.runtime_dir == "/scratch/run/x"
     assert {u.name: u.log_file for u in moved.units}["b"] == "/scratch/var/log/x/sglangc/sglang-server-b.log"

@@ -16,11 +16,15 @@ default_environment=default
 model_path=/llm-models/GLM-4.7
 host=0.0.0.0
 port=30000
-highest_gpu=7
+gpus=0,1,2,3,4,5,6,7
+weight_split=8
+memory_fraction=0.8
+memory_percent=80
 installer=/soft/app/sglang/install-sglang-offline.sh
 ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/glm47.pid
+cache_dir='' # empty: <project dir>/.cache/sglang
 secret_file=/run/sglangc/secrets/glm47.yaml
 # the --config YAML key and the variable holding its value, for each secret
 secrets=(

@@ -22,9 +22,10 @@ ready_timeout=1800
 stop_timeout=120
 settle_seconds=65
 # The enabled instances in start order: name, supervisord program, launch script, probe address, port,
-# log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for.
+# log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
+# whether `start` with no names starts it (autostart).
 units=(
-  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' ''
+  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes
 )
 
 lib=/soft/app/sglang/lib

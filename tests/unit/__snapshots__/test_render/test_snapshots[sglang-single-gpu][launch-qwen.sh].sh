@@ -16,11 +16,15 @@ default_environment=default
 model_path=/llm-models/Qwen2.5-7B-Instruct
 host=127.0.0.1
 port=30000
-highest_gpu=0
+gpus=0
+weight_split=1
+memory_fraction=0.85
+memory_percent=85
 installer=/soft/app/sglang/install-sglang-offline.sh
 ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/qwen.pid
+cache_dir='' # empty: <project dir>/.cache/sglang
 secret_file=''
 # the --config YAML key and the variable holding its value, for each secret
 secrets=(
