@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import typing as t
 from pathlib import Path
 
@@ -17,6 +18,13 @@ __all__ = ["EXAMPLES", "IN_CI", "ROOT", "run_cli", "sglangc"]
 # rather than on one long test; the rest keep their order.
 SLOW_FIRST = ("test_readme.py", "boot/", "test_bench.py", "test_wheel.py", "e2e/", "install/", "test_real_parser.py",
               "test_catalog_tool.py", "bundle/", "fakes/", "test_editor.py")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker more than there are cores, since most of the slow tests wait on servers and installs
+    rather than compute (PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set)."""
+    env = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    return int(env) if env else (os.cpu_count() or 1) + 1
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from support import ROOT
+from support.cli import run_cli
 
 CASES = ROOT / "tests" / "cases"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from conftest import ROOT
 from sglangc.pipeline import check
+from support import ROOT
 
 EXAMPLE = ROOT / "examples" / "infer-dev"
 CONFIG = ROOT / "model-configs" / "sglang-glm-4.7-tp8.toml"

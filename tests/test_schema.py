@@ -7,7 +7,8 @@ import typing as t
 
 import pytest
 
-from conftest import ROOT, run_cli
+from support import ROOT
+from support.cli import run_cli
 
 SCHEMA = json.loads((ROOT / "schema" / "sglang-config.schema.json").read_text())
 

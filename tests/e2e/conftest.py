@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support import CATALOG, SYSTEM_PATH, wait_for
+from support import CATALOG, SYSTEM_PATH, built_once, wait_for
 from support.cli import run_cli
 from support.net import free_ports
 from support.procs import group_members, kill_all, proc_state, processes_with
@@ -31,11 +31,12 @@ def projects(tmp_path_factory) -> dict[str, Path]:
     assert CATALOG.exists(), f"{CATALOG} is missing"
     if shutil.which("supervisord", path=SYSTEM_PATH):
         pytest.fail(f"a supervisord on {SYSTEM_PATH}: the fallback mode cannot be tested here")
-    base = tmp_path_factory.mktemp("pixi")
-    return {
-        "supervisord": make_project(base / "with-supervisor", supervisor=True),
-        "fallback": make_project(base / "plain", supervisor=False),
-    }
+    def build(base: Path) -> None:
+        make_project(base / "with-supervisor", supervisor=True)
+        make_project(base / "plain", supervisor=False)
+
+    base = built_once(tmp_path_factory, "e2e-projects", build)
+    return {"supervisord": base / "with-supervisor", "fallback": base / "plain"}
 
 
 def toml_str(value: str) -> str:

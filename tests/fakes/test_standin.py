@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support import CATALOG, wait_for
+from support import CATALOG, built_once, wait_for
 from support.net import free_port, http
 from support.procs import alive, group_members
 from support.standin import standin
@@ -50,12 +50,14 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": 
 
 @pytest.fixture(scope="session")
 def python(tmp_path_factory) -> Path:
-    catalog = CATALOG
-    if not catalog.exists():
-        catalog = tmp_path_factory.mktemp("catalog") / "sglang-0.5.23.json"
-        catalog.write_text(json.dumps(SMALL_CATALOG))
-    prefix = standin.make_prefix(tmp_path_factory.mktemp("prefix") / "env", catalog)
-    return prefix / "bin" / "python"
+    def build(base: Path) -> None:
+        catalog = CATALOG
+        if not catalog.exists():
+            catalog = base / "sglang-0.5.23.json"
+            catalog.write_text(json.dumps(SMALL_CATALOG))
+        standin.make_prefix(base / "env", catalog)
+
+    return built_once(tmp_path_factory, "standin-prefix", build) / "env" / "bin" / "python"
 
 
 @dataclass

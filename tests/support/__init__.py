@@ -14,8 +14,10 @@ Stdlib only at import time, but for cli.py (click, pytest): bench/ imports it to
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
+import shutil
 import sys
 import time
 import types
@@ -42,6 +44,24 @@ def load_module(name: str, path: Path) -> types.ModuleType:
     sys.modules[name] = module  # before it runs: its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def built_once(tmp_path_factory: t.Any, name: str, build: t.Callable[[Path], object]) -> Path:
+    """A directory `build(directory)` fills once per test session, whatever the number of pytest-xdist workers:
+    they share it (under the session's base temporary directory) and the first one builds it, under a lock. What is
+    in it is for reading only."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the one directory of this session that every worker sees
+    target = root / f"built-{name}"
+    with open(root / f"built-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / ".built").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            build(target)
+            (target / ".built").touch()
+    return target
 
 
 def wait_for(predicate: t.Callable[[], T], timeout: float, what: str, interval: float = 0.05,

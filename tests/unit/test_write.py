@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-from conftest import EXAMPLES, run_cli
+from support import EXAMPLES
+from support.cli import run_cli
 
 CONFIG_TWO = """version = 1
 sglang_version = "0.5.23"
