@@ -5,10 +5,13 @@ a supervisord killed with -9, an old supervisord log, and an entrypoint's pipe t
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
+import typing as t
 from pathlib import Path
 
 import pytest
@@ -53,23 +56,38 @@ def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
+@pytest.fixture
+def world() -> t.Iterator[Path]:
+    """A directory every user can reach (the test's own tmp_path is root's, mode 0700), holding a shared log
+    directory like /tmp (mode 1777) and the other user's home."""
+    top = Path(tempfile.mkdtemp(prefix="sgw-", dir="/tmp"))
+    top.chmod(0o755)
+    (top / "shared").mkdir()
+    (top / "shared").chmod(0o1777)
+    (top / "home").mkdir()
+    os.chown(top / "home", OTHER, OTHER)
+    yield top
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def as_other(*argv: str | Path) -> None:
+    """Run a command as the other user (uid 65534), as an attacker would."""
+    subprocess.run(["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups", *map(str, argv)],
+                   check=True, capture_output=True, timeout=30)
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_files_planted_in_a_shared_log_dir_are_never_followed(deploy, mode, tmp_path):
+def test_files_planted_in_a_shared_log_dir_are_never_followed(deploy, mode, world):
     """log_dir = a /tmp-like directory: the other user plants the old log names as links and files of theirs."""
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o1777)
-    victim = tmp_path / "victim.txt"
-    victim.write_text("theirs\n")
-    theirs(victim)
-    (shared / "sglang-server-a.log").symlink_to(victim)
-    (shared / "sglang-server-b.log").symlink_to(tmp_path / "created-by-root")
-    theirs(shared / "sglang-server-a.log")
-    dep = two(deploy, mode, log_name="shared")
+    shared, victim = world / "shared", world / "home" / "victim.txt"
+    as_other("sh", "-c", f'echo theirs > "{victim}" && chmod 0644 "{victim}"')
+    as_other("ln", "-s", victim, shared / "sglang-server-a.log")
+    as_other("ln", "-s", world / "home" / "created-by-root", shared / "sglang-server-b.log")
+    dep = two(deploy, mode, log_name=str(shared))
     dep.run_ok("start")
     dep.run_ok("wait", "--timeout", "30")
-    assert victim.read_text() == "theirs\n" and mode_of(victim) == 0o644
-    assert not (tmp_path / "created-by-root").exists()
+    assert victim.read_text() == "theirs\n" and mode_of(victim) == 0o644 and victim.stat().st_uid == OTHER
+    assert not (world / "home" / "created-by-root").exists()
     private = shared / "sglangc"
     assert mode_of(private) == 0o700 and private.stat().st_uid == os.geteuid()
     for name in "ab":
@@ -80,24 +98,18 @@ def test_files_planted_in_a_shared_log_dir_are_never_followed(deploy, mode, tmp_
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("plant", ["their directory", "a symlink to their directory", "our directory, 0777"])
-def test_a_planted_private_log_dir_is_refused(deploy, mode, plant, tmp_path):
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    shared.chmod(0o1777)
-    bait = tmp_path / "bait"
-    bait.mkdir()
-    theirs(bait, 0o777)
+def test_a_planted_private_log_dir_is_refused(deploy, mode, plant, world):
+    shared, bait = world / "shared", world / "home" / "bait"
+    as_other("mkdir", "-m", "0777", bait)
     private = shared / "sglangc"
     if plant == "their directory":
-        private.mkdir()
-        theirs(private, 0o777)
+        as_other("mkdir", "-m", "0777", private)
     elif plant == "a symlink to their directory":
-        private.symlink_to(bait)
-        theirs(private)
+        as_other("ln", "-s", bait, private)
     else:
         private.mkdir()
         private.chmod(0o777)
-    dep = two(deploy, mode, log_name="shared")
+    dep = two(deploy, mode, log_name=str(shared))
     done = dep.runner("start")
     assert done.returncode == 4, done.stdout + done.stderr
     assert "unsafe log directory" in done.stderr and done.stderr.count("\n") == 1

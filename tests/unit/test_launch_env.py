@@ -7,7 +7,6 @@ The scripts run for real; `$PREFIX/bin/python` is a stand-in that writes its env
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys

@@ -54,7 +54,7 @@ def test_a_conf_supervisor_refuses_fails(rendered, monkeypatch) -> None:
     real = render_module.render_conf
     monkeypatch.setattr(render_module, "render_conf",
                         lambda *a: real(*a).replace("autorestart=unexpected", "autorestart=sometimes"))
-    with pytest.raises(GeneratedOutputError, match="supervisord.conf: .*autorestart"):
+    with pytest.raises(GeneratedOutputError, match=r"supervisord\.conf: .*autorestart"):
         lint_module.lint(artifacts, plan, OUT)
 
 
