@@ -257,17 +257,23 @@ def test_second_bundle_of_the_same_file_waits(host: Host) -> None:
     lock = host.cache / "locks" / (hashlib.sha256(str(out).encode()).hexdigest()[:16] + ".lock")
     lock.parent.mkdir(parents=True)
     sglangc = Path(sys.executable).parent / "sglangc"
-    with open(lock, "w") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        proc = subprocess.Popen([str(sglangc), "bundle", "--cache-dir", str(host.cache), "-o", str(out)],
-                                cwd=host.tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    held = open(lock, "w")  # noqa: SIM115 - closed below, once the second bundle is seen waiting
+    fcntl.flock(held, fcntl.LOCK_EX)
+    proc = subprocess.Popen([str(sglangc), "bundle", "--cache-dir", str(host.cache), "-o", str(out)], cwd=host.tmp,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
         assert proc.stderr is not None
         first = proc.stderr.readline()
         assert first == f"sglangc: waiting for another sglangc bundle writing {out}\n"
         assert proc.poll() is None and not out.exists()
-    try:
+        held.close()  # the lock is free: the waiting bundle goes on
         stdout, _ = proc.communicate(timeout=60)
     finally:
+        held.close()
         proc.kill()
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe:
+                pipe.close()
     assert proc.returncode == 0 and str(out) in stdout
     assert sha256sum_check(out).returncode == 0

@@ -288,8 +288,9 @@ def test_install_failed(box: Sandbox, wheels: list[Path], tmp_path: Path) -> Non
 
 
 def test_verify_failed(box: Sandbox, wheels: list[Path], tmp_path: Path) -> None:
+    box.link_fake("pixi-unpack")  # route-independent: the quicker route
     no_torch = [w for w in wheels if not w.name.startswith("torch-")]
-    bundle = bundlekit.wheelhouse_tar(tmp_path / "bundle.tar", no_torch)
+    bundle = bundlekit.pixi_pack_tar(tmp_path / "bundle.tar", no_torch)
     box.fake_previous()
     before = box.snapshot()
     done = box.run(bundle)
