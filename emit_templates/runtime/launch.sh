@@ -304,6 +304,10 @@ case "${1-}" in
     ;;
 esac
 
+# One marker line begins every run in the log: the runner shows tails from the latest one only.
+TZ=UTC0 printf -v began '%(%Y-%m-%dT%H:%M:%SZ)T' -1
+say "=== run begins $began (pid $$): SGLang on $host:$port, GPUs $gpus ==="
+
 for check in "${CHECKS[@]}"; do
   code=0 unchecked=""
   "check_$check" || code=$?
@@ -361,6 +365,49 @@ fi
 # even when supervisord is gone (killed) or was never used.
 if ! { proc_stat "$$" && mkdir -p -- "${pid_file%/*}" && printf '%s %s\n' "$$" "$proc_start" >"$pid_file"; }; then
   die 18 "cannot write the pid file $pid_file"
+fi
+
+# SGLang logs its arguments at start, secrets included (its own redaction covers only watermark secrets):
+# with secrets, its output goes through a filter that replaces each one, before any log file sees it.
+redact_stream() {
+  local line="" rc i value
+  local -a forms=()
+  for ((i = 0; i < ${#secrets[@]}; i += 2)); do
+    value=${!secrets[i + 1]}
+    forms+=("$value" "${value//\\/\\\\}") # as written, and as Python's repr() writes it
+    forms+=("${forms[-1]//\'/\\\'}")
+  done
+  while :; do
+    rc=0
+    IFS= read -r -t 1 line || rc=$?
+    for value in "${forms[@]}"; do
+      line=${line//"$value"/<redacted>}
+    done
+    if [ "$rc" = 0 ]; then
+      printf '%s\n' "$line"
+    elif [ "$rc" -gt 128 ]; then # a second without a newline (a progress bar): pass on what came so far
+      printf '%s' "$line"
+    else
+      printf '%s' "$line"
+      return 0
+    fi
+    line=""
+  done
+}
+if [ -n "$secret_file" ]; then
+  # Through a FIFO in the private runtime directory, to a filter that is not SGLang's child (it ends its
+  # whole process tree as it exits, which would cut the log short) and that ignores the signals of a stop:
+  # it ends at EOF, once SGLang and its children are gone.
+  fifo="$runtime_dir/pids/.$name.log-fifo"
+  if ! { rm -f -- "$fifo" && mkfifo -m 0600 -- "$fifo"; }; then
+    die 18 "cannot make the log filter's FIFO $fifo"
+  fi
+  (
+    trap '' TERM INT HUP
+    redact_stream <"$fifo" &
+  )
+  exec >"$fifo" 2>&1
+  rm -f -- "$fifo"
 fi
 
 # Run it as `pixi run` would: the environment activated (its bin/ first on PATH, CONDA_PREFIX, and the

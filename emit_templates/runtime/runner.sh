@@ -116,15 +116,18 @@ redact() {
   redacted=$line
 }
 
-# Print the last N lines of instance i's log, indented, keys redacted.
+# Print the last N lines of instance i's current run (from its launch script's latest "run begins" marker),
+# indented, keys redacted.
 log_tail() {
-  local line
+  local line from
   [ -f "${logs[$1]}" ] || { report "    (no log at ${logs[$1]})"; return 0; }
-  report "    --- last $2 lines of ${logs[$1]} ---"
+  from=$(grep -n -F "launch-${names[$1]}: === run begins " "${logs[$1]}" | tail -n 1) || from=""
+  from=${from%%:*}
+  report "    --- last $2 lines of ${logs[$1]}${from:+ (this run)} ---"
   while IFS= read -r line || [ -n "$line" ]; do
     redact "$line"
     printf '    %s\n' "$redacted"
-  done < <(tail -n "$2" "${logs[$1]}")
+  done < <(tail -n "+${from:-1}" -- "${logs[$1]}" | tail -n "$2")
 }
 
 ready() { [ "$(http_status "${hosts[$1]}" "${ports[$1]}" /health 5 2>/dev/null)" = 200 ]; }

@@ -1,4 +1,5 @@
-"""autostart = false: compiled and listed, started by name only, never by `start` alone or at boot."""
+"""What a person needs on the second day: instances started by name only (autostart = false), and log tails of
+the current run only."""
 
 from __future__ import annotations
 
@@ -40,3 +41,24 @@ def test_an_instance_without_autostart_starts_only_by_name(deploy, mode):
         assert "[program:sglang-b]\ncommand=" in conf
         section = conf.split("[program:sglang-b]")[1].split("\n\n")[0]
         assert "autostart=false" in section
+
+
+CRASHING = """
+[instances.x]
+model_path = "<<model>>"
+port = <<port_x>>
+gpu_ids = [0]
+env = { SGLANG_STANDIN_RECORD = "<<record_x>>", SGLANG_STANDIN_CRASH_AT_START = "1" }
+"""
+
+
+def test_tails_show_the_current_run_only(deploy):
+    dep = deploy(CRASHING, ["x"], mode="fallback")
+    for _ in range(3):
+        dep.runner("start")
+    log = dep.log("x")
+    assert log.count("launch-x: === run begins ") == 3 and log.count("Crash on demand at start") == 3
+    waited = dep.runner("wait", "--timeout", "10")
+    assert waited.returncode == 1
+    assert waited.stdout.count("Crash on demand at start") == 1, waited.stdout
+    assert "(this run)" in waited.stdout
