@@ -124,10 +124,11 @@ def _serving(app: Path, env: dict[str, str], ports: list[int]) -> None:
         status, reply = _chat(port, {"model": "glm-4.7-flash", "messages": [{"role": "user", "content": "hello"}]})
         assert status == 200 and reply["choices"][0]["message"]["content"]
     prefix = Path(env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]) / ".pixi/envs/default"
-    status = run([str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "status"], timeout=30, ok=False)
-    lines = [line.split() for line in status.stdout.splitlines()]
+    programs = run([str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "status"], timeout=30,
+                   ok=False)
+    lines = [line.split() for line in programs.stdout.splitlines()]
     assert sorted((w[0], w[1]) for w in lines) == [("sglang:sglang-flash-a", "RUNNING"),
-                                                    ("sglang:sglang-flash-b", "RUNNING")], status.stdout
+                                                    ("sglang:sglang-flash-b", "RUNNING")], programs.stdout
 
 
 def _gone(root: Path, runtime: Path) -> None:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from sglangc.bundle import Template, _pip_requirements, _python_version
 from support import not_here
@@ -61,7 +62,7 @@ def links(host: Host, pypi_wheels: Path) -> Path:
     return directory
 
 
-def wheelhouse(host: Host, links: Path, *args: str) -> tuple[object, Path]:
+def wheelhouse(host: Host, links: Path, *args: str) -> tuple[Result, Path]:
     out = host.tmp / "wh.tar"
     result = host.bundle("--kind", "wheelhouse", "--template", str(host.tmp / "tiny-template"), "-e", "tiny",
                          "--find-links", str(links), "--no-index", "-o", str(out), *args)

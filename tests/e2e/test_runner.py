@@ -301,7 +301,9 @@ def test_stale_socket_and_pidfile(deploy, mode):
     dep.run_ok("start")
     dep.run_ok("wait", "--timeout", "30")
     first = dep.record("x")
-    os.kill(dep.supervisord_pid(), signal.SIGKILL)
+    supervisord = dep.supervisord_pid()
+    assert supervisord
+    os.kill(supervisord, signal.SIGKILL)
     os.killpg(first["pgid"], signal.SIGKILL)
     wait_for(lambda: not group_members(first["pgid"]), 5, "the killed server")
     assert (dep.run_dir / "supervisor.sock").exists() and (dep.run_dir / "supervisord.pid").exists()

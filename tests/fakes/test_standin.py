@@ -68,7 +68,7 @@ class Server:
     record_path: Path
 
     def record(self) -> dict:
-        return json.loads(wait_for(lambda: self.record_path.exists() and self.record_path.read_text(),
+        return json.loads(wait_for(lambda: self.record_path.read_text() if self.record_path.exists() else "",
                                    15, "the record file"))
 
     def wait_ready(self) -> list[int | None]:
@@ -93,13 +93,14 @@ def launch(python, tmp_path):
 
     def start(*args: str, env: dict[str, str] | None = None) -> Server:
         port, n = free_port(), len(started)
-        server = Server(None, port, tmp_path / f"server-{n}.log", tmp_path / f"record-{n}.json")
-        environment = {**os.environ, "SGLANG_STANDIN_RECORD": str(server.record_path),
-                       "SGLANG_STANDIN_LOAD_SECONDS": "0.2", **(env or {})}
+        log, record = tmp_path / f"server-{n}.log", tmp_path / f"record-{n}.json"
+        environment = {**os.environ, "SGLANG_STANDIN_RECORD": str(record), "SGLANG_STANDIN_LOAD_SECONDS": "0.2",
+                       **(env or {})}
         argv = [str(python), "-m", "sglang.launch_server", "--host", "127.0.0.1", "--port", str(port), *args]
-        with server.log.open("wb") as log:
-            server.proc = subprocess.Popen(argv, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True, cwd=tmp_path)
+        with log.open("wb") as out:
+            proc = subprocess.Popen(argv, env=environment, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, cwd=tmp_path)
+        server = Server(proc, port, log, record)
         started.append(server)
         return server
 

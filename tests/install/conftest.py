@@ -30,7 +30,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Real wheels: the tiny sglang and torch built here, supervisor and PyYAML (with their dependencies)
     downloaded from PyPI once per session (or kept in $SGLANGC_INSTALL_TEST_CACHE across sessions)."""
     out = tmp_path_factory.mktemp("wheels")
-    cache = os.environ.get("SGLANGC_INSTALL_TEST_CACHE") or tmp_path_factory.mktemp("pypi")
+    cache = Path(os.environ.get("SGLANGC_INSTALL_TEST_CACHE") or tmp_path_factory.mktemp("pypi"))
     return [bundlekit.fake_sglang_wheel(out), bundlekit.fake_torch_wheel(out), *bundlekit.third_party_wheels(cache)]
 
 

@@ -134,10 +134,10 @@ def test_corrupt_bundle(box: Sandbox, wheelhouse: Path, wheels: list[Path], tmp_
         with tarfile.open(bundle, "w") as tar:
             tar.add(str(wheels[0]), arcname="something/else.whl")
     else:  # a later member's header spoilt: the member list cannot be read past it
-        data = bytearray(wheelhouse.read_bytes())
-        second = data.find(b"wheels/", 1024)
-        data[second + 148: second + 156] = b"9999999\0"  # its header checksum
-        bundle.write_bytes(bytes(data))
+        spoilt = bytearray(wheelhouse.read_bytes())
+        second = spoilt.find(b"wheels/", 1024)
+        spoilt[second + 148: second + 156] = b"9999999\0"  # its header checksum
+        bundle.write_bytes(bytes(spoilt))
     box.fake_previous()
     before = box.snapshot()
     done = box.run(bundle)

@@ -92,9 +92,9 @@ def fake_torch_wheel(out_dir: Path, version: str = TORCH_VERSION) -> Path:
 def template_wheels(pixi_toml: Path, environment: str, out_dir: Path) -> list[Path]:
     """Tiny wheels at the exact versions the pixi template pins for `environment` (for the re-lock route):
     torch is the torch stand-in, sglang has __version__, the others are empty packages."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
+    else:  # Python 3.10
         import tomli as tomllib
     data = tomllib.loads(Path(pixi_toml).read_text(encoding="utf-8"))
     spec = data.get("environments", {}).get(environment, {})
@@ -159,7 +159,7 @@ class ZeroStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         n = min(len(buffer), self.left, len(self.block))
         buffer[:n] = self.block[:n]
         self.left -= n
