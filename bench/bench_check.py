@@ -50,17 +50,19 @@ def in_process(path: Path, runs: int) -> float:
     return statistics.median(times)
 
 
-def run() -> list[tuple[str, str, str, str]]:
+def run(quick: bool = False) -> list[tuple[str, str, str, str]]:
+    """The rows of the table; `quick`: one or two runs each (the benchmark works; its figures mean little)."""
     sglangc = shutil.which("sglangc") or sys.exit("sglangc is not installed in this environment")
-    python = wall([sys.executable, "-c", "pass"], 15)
-    glm = wall([sglangc, "check", "-q", str(GLM)], 21)
+    n = (lambda runs: 1) if quick else (lambda runs: runs)
+    python = wall([sys.executable, "-c", "pass"], n(15))
+    glm = wall([sglangc, "check", "-q", str(GLM)], n(21))
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
         for count in (64, 512):
             paths[count] = Path(tmp, f"gen-{count}.toml")
             paths[count].write_text(generated(count))
-        big = wall([sglangc, "check", "-q", str(paths[512])], 9)
-        t64, t512 = in_process(paths[64], 9), in_process(paths[512], 5)
+        big = wall([sglangc, "check", "-q", str(paths[512])], n(9))
+        t64, t512 = in_process(paths[64], n(9)), in_process(paths[512], n(5))
     per_instance = (t512 / 512) / (t64 / 64)
     return [
         ("check GLM-4.7 example, median wall", "≤ 0.1 s", f"{glm:.3f} s", f"{glm / python:.1f}× bare python start"),

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # as the tests import it: tests/ on sys.path
 
-from tests.security.hostile_configs import SHAPES  # noqa: E402
+from security.hostile_configs import SHAPES  # noqa: E402
 
 
 def measure(sglangc: str, config: Path) -> tuple[float, int]:
@@ -26,7 +26,8 @@ def measure(sglangc: str, config: Path) -> tuple[float, int]:
     return seconds, max(peak, before) * 1024
 
 
-def run() -> list[tuple[str, str, str, str]]:
+def run(quick: bool = False) -> list[tuple[str, str, str, str]]:
+    """The rows of the table (each shape is checked once: `quick` changes nothing)."""
     sglangc = shutil.which("sglangc") or sys.exit("sglangc is not installed in this environment")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -158,7 +158,7 @@ def measure(size_gb: float = 2.0, base: str | None = None, runs: int = 3, keep: 
     work = Path(tempfile.mkdtemp(prefix="sglangc-bench-install-", dir=base_dir))
     try:
         bench = Bench(work, int(size_gb * GiB), runs)
-        results = {"size": bench.size, "dir": str(base_dir)}
+        results: dict = {"size": bench.size, "dir": str(base_dir)}
         cold_ok = cold and drop_cache(bench.bundle)
         for label, dropped in [("warm", False)] + ([("cold", True)] if cold_ok else []):
             installs = [bench.install(dropped) for _ in range(runs)]
@@ -207,9 +207,9 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
 
 
 def run(quick: bool = False) -> list[tuple[str, str, str, str]]:
-    """The rows of the table; `quick`: a 64 MiB bundle, one run, warm cache only (the benchmark works; its figures
+    """The rows of the table; `quick`: a 16 MiB bundle, one run, warm cache only (the benchmark works; its figures
     mean little)."""
-    return rows(measure(1 / 16, runs=1, cold=False) if quick else measure())
+    return rows(measure(1 / 64, runs=1, cold=False) if quick else measure())
 
 
 def main() -> None:

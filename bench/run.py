@@ -1,9 +1,11 @@
 """Run every benchmark of the project and print one table; `--write` also puts it into docs/benchmarks.md.
 
-    python bench/run.py [--write] [--only NAME…]
+    python bench/run.py [--write] [--quick] [--only NAME…]
 
-Each bench_*.py module has `run() -> list[(figure, target, measured, ratio)]`. Targets are checked by reading
-the table, never by a timed unit test: these machines are noisy, so ratios compare runs of the same process.
+Each bench_*.py module has `run(quick=False) -> list[(figure, target, measured, ratio)]`. Targets are checked by
+reading the table, never by a timed unit test: these machines are noisy, so ratios compare runs of the same
+process. `--quick` runs each measurement once or twice, to show the benchmarks work (the suite does that);
+`--write` keeps the "## Test suite" section of docs/benchmarks.md, which bench/suite.py writes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-MODULES = ["bench_check", "bench_runtime", "bench_install"]
+MODULES = ["bench_check", "bench_compile", "bench_hostile", "bench_runtime", "bench_install"]
+DOC = ROOT / "docs" / "benchmarks.md"
+SUITE = "## Test suite"
 
 
 def machine() -> str:
@@ -42,26 +46,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--only", nargs="*", choices=MODULES, help="run only these benchmark modules")
+    parser.add_argument("--quick", action="store_true", help="one or two runs each: the benchmarks work")
     args = parser.parse_args()
+    if args.write and args.quick:
+        parser.error("--quick figures mean little: they are not written")
     sys.path.insert(0, str(HERE))
     rows: list[tuple[str, str, str, str]] = []
     started = time.time()
     env = machine()
     for name in args.only or MODULES:
         print(f"running {name} …", file=sys.stderr, flush=True)
-        rows += importlib.import_module(name).run()
+        rows += importlib.import_module(name).run(quick=args.quick)
     out = table(rows)
     print(out)
     if args.write:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        doc = ROOT / "docs" / "benchmarks.md"
-        doc.write_text(
+        DOC.write_text(
             "# Benchmarks\n\n"
             "Produced by `python bench/run.py --write` (every benchmark of the project, one table). Targets are the\n"
             "project's performance goals; ratios compare figures measured in the same run, since these machines are noisy.\n\n"
             f"Machine: {env}.  \nCommit: {commit or 'unknown'}; the run took {time.time() - started:.0f} s.\n\n"
-            f"{out}\n" + NOTES
+            f"{out}\n" + NOTES + suite_section()
         )
+
+
+def suite_section(text: str | None = None) -> str:
+    """The "## Test suite" section of docs/benchmarks.md (to its end or the next section), with the blank line
+    before it; "" when there is none."""
+    text = DOC.read_text(encoding="utf-8") if text is None and DOC.exists() else text or ""
+    start = text.find(f"\n{SUITE}\n")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return "\n" + text[start + 1:end if end > 0 else None].rstrip("\n") + "\n"
 
 
 NOTES = """
