@@ -203,6 +203,49 @@ find_supervisord() {
 
 ctl() { "$supervisorctl" -c "$conf" "$@"; }
 
+# The mode is chosen once, by `start`, and recorded in the runtime directory: every later command follows the
+# record (whatever its caller's PATH or environment) until `stop` of everything ends it. Without a record the
+# mode is what find_supervisord finds.
+state_file="$runtime_dir/state"
+recorded=""
+choose_mode() {
+  local key value
+  local -A state=()
+  if [ -f "$state_file" ] && [ ! -L "$state_file" ]; then
+    while IFS='=' read -r key value; do
+      [ -z "$key" ] || state[$key]=$value
+    done <"$state_file"
+  fi
+  case ${state[mode]:-} in
+    supervisord)
+      recorded=supervisord
+      supervisord=${state[supervisord]:-}
+      supervisorctl=${state[supervisorctl]:-}
+      if [ ! -x "$supervisord" ] || [ ! -x "$supervisorctl" ]; then
+        die 1 "the recorded supervisord $supervisord (see $state_file) is gone; run: $0 stop, then start again"
+      fi
+      if [ -n "${state[pid]:-}" ] && ! alive "${state[pid]}" && [ "$command" != stop ]; then
+        warn "supervisord (pid ${state[pid]}, recorded at start) is not running: killed? its servers may run on unsupervised (see status)"
+      fi
+      ;;
+    background) recorded=background ;;
+    *) find_supervisord ;;
+  esac
+}
+
+# `start` records the mode it chose (and which supervisord, once it runs), so that nothing follows another.
+record_mode() {
+  local tmp
+  tmp=$(mktemp "$runtime_dir/.state.XXXXXX") || die 1 "cannot write the state file in $runtime_dir"
+  if [ -n "$supervisord" ]; then
+    printf 'mode=supervisord\nsupervisord=%s\nsupervisorctl=%s\nconf=%s\npid=%s\n' \
+      "$supervisord" "$supervisorctl" "$conf" "$(sv_pid)" >"$tmp"
+  else
+    printf 'mode=background\n' >"$tmp"
+  fi
+  mv -f -- "$tmp" "$state_file"
+}
+
 # supervisorctl status: 0 or 3 when supervisord answers, 4 when it cannot be reached.
 sv_up() {
   local rc=0
@@ -243,6 +286,7 @@ sv_start() {
   if ! sv_up; then
     replace_orphans
     sv_launch_daemon
+    record_mode
     if [ "$all_picked" = 0 ] && [ "$master_enable" = true ]; then
       report "note: supervisord starts the instances with autostart by itself (master.enable is true)"
     fi
@@ -502,7 +546,13 @@ cmd_start() {
   if [ "$master_enable" != true ]; then
     report "note: master.enable is false in $config (boot starts nothing); starting as asked"
   fi
-  if [ -n "$supervisord" ]; then sv_start; else fb_start; fi
+  if [ -n "$supervisord" ]; then
+    sv_start
+  else
+    ensure_dirs
+    [ -n "$recorded" ] || record_mode
+    fb_start
+  fi
 }
 
 cmd_stop() {
@@ -514,6 +564,9 @@ cmd_stop() {
   # Also what a run without supervisord left (the mode may have changed since, e.g. after an install).
   fb_stop || rc=$?
   remove_secrets
+  if [ "$all_picked" = 1 ] && [ "$rc" = 0 ]; then
+    rm -f -- "$state_file" # everything stopped: the next start chooses the mode again
+  fi
   return "$rc"
 }
 
@@ -697,8 +750,8 @@ case $command in
   *) die 2 "unknown command '$command' (commands: start, stop, restart, status, wait, logs; see --help)" ;;
 esac
 
-find_supervisord
 verify_runtime_dir
+choose_mode
 case $command in
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;

@@ -62,3 +62,54 @@ def test_tails_show_the_current_run_only(deploy):
     assert waited.returncode == 1
     assert waited.stdout.count("Crash on demand at start") == 1, waited.stdout
     assert "(this run)" in waited.stdout
+
+
+def test_every_command_follows_the_mode_start_chose(deploy):
+    """start under supervisord (chosen through AUTO_INFER_SGLANG_SUPERVISORD); a shell without that variable
+    still restarts, reports and stops through the same supervisord, and never starts a second copy."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from support.procs import proc_state
+
+    dep = deploy(TWO.replace("autostart = false\n", ""), ["a", "b"], mode="fallback")  # no supervisord anywhere
+    chosen = shutil.which("supervisord", path=str(Path(sys.executable).parent))
+    assert chosen
+    with_env = {**dep.env, "AUTO_INFER_SGLANG_SUPERVISORD": chosen}
+    assert dep.runner("start", env=with_env).returncode == 0
+    dep.run_ok("wait", "--timeout", "30")
+    assert f"mode=supervisord\nsupervisord={chosen}\n" in (dep.run_dir / "state").read_text()
+    first = dep.record("b")["pid"]
+    restarted = dep.run_ok("restart", "b")  # without the variable
+    assert "started (pid" not in restarted.stdout, "not a background copy"
+    dep.run_ok("wait", "--timeout", "30")
+    second = dep.record("b")["pid"]
+    assert second != first and proc_state(first) is None and proc_state(second)
+    servers = [p for p in [dep.record(n)["pid"] for n in "ab"] if proc_state(p)]
+    assert len(servers) == 2
+    plain, supervised = dep.runner("status"), dep.runner("status", env=with_env)
+    assert plain.stdout == supervised.stdout and plain.returncode == 0, plain.stdout + plain.stderr
+    dep.run_ok("stop")
+    assert not (dep.run_dir / "state").exists(), "stop of everything ends the record"
+    assert all(proc_state(p) is None for p in servers)
+
+
+def test_a_record_whose_supervisord_was_killed_is_said(deploy):
+    import os
+    import signal
+
+    from support import wait_for
+    from support.procs import proc_state
+
+    dep = deploy(TWO.replace("autostart = false\n", ""), ["a", "b"], mode="supervisord")
+    dep.run_ok("start")
+    pid = dep.supervisord_pid()
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: proc_state(pid) is None, 10, "supervisord to die")
+    status = dep.runner("status")
+    assert f"supervisord (pid {pid}, recorded at start) is not running" in status.stderr
+    assert dep.runner("start").returncode == 0
+    assert dep.runner("status").stderr == ""
+    dep.run_ok("stop")
