@@ -21,6 +21,7 @@
 #   ready_timeout              seconds to wait for each instance in `waits`
 #   runtime_dir                the deployment's private runtime directory (pid files, secret files)
 #   pid_file                   where the server's pid is recorded, with its start time
+#   settle_seconds             how long a failed check stands for supervisord's retries of this start
 #   cache_dir                  where kernel and compile caches persist across container restarts ('': in the
 #                              project directory, $project_dir/.cache/sglang)
 #   secret_file                the private YAML file SGLang reads its secrets from (--config); empty without
@@ -304,6 +305,15 @@ case "${1-}" in
     ;;
 esac
 
+# A check that failed is recorded (code, parent's pid, time, reason): the runner's status shows the reason, and
+# supervisord's retries within settle_seconds end at once with the same code instead of printing the same
+# error again. `start` and `restart` clear it.
+failed="${pid_file%/*}/.$name.failed"
+if [ "${SUPERVISOR_ENABLED-}" = 1 ] && read -r code ppid when _ 2>/dev/null <"$failed" &&
+  [ "$ppid" = "$PPID" ] && [ $((EPOCHSECONDS - when)) -lt "$settle_seconds" ]; then
+  exit "$code"
+fi
+
 # One marker line begins every run in the log: the runner shows tails from the latest one only.
 TZ=UTC0 printf -v began '%(%Y-%m-%dT%H:%M:%SZ)T' -1
 say "=== run begins $began (pid $$): SGLang on $host:$port, GPUs $gpus ==="
@@ -311,7 +321,12 @@ say "=== run begins $began (pid $$): SGLang on $host:$port, GPUs $gpus ==="
 for check in "${CHECKS[@]}"; do
   code=0 unchecked=""
   "check_$check" || code=$?
-  [ "$code" = 0 ] || die "$code" "$why"
+  if [ "$code" != 0 ]; then
+    if [ -d "${failed%/*}" ]; then
+      printf '%s %s %s %s\n' "$code" "$PPID" "$EPOCHSECONDS" "$why" >"$failed" 2>/dev/null || :
+    fi
+    die "$code" "$why"
+  fi
   [ -z "$unchecked" ] || warn "$unchecked"
 done
 

@@ -40,7 +40,8 @@ usage() {
     "                                itself unless master.enable is false)" \
     "  stop [NAME...]                stop the instances; with no NAME also supervisord, so nothing is left" \
     "  restart [NAME...]             stop, then start (with no NAME supervisord too: picks up a changed environment)" \
-    "  status                        one line per instance: state and readiness; exit 0 when all are RUNNING, else 3" \
+    "  status [NAME...] [--format json]  one line per instance: state, readiness, pid, restarts, last exit and" \
+    "                                what it means; exit 0 when all are RUNNING, else 3" \
     "                                (UNSUPERVISED: a server left running by a supervisord that was killed)" \
     "  wait [--timeout S] [NAME...]  wait until the instances answer /health (default timeout ${ready_timeout} s);" \
     "                                exit 0 when all are ready, else 1" \
@@ -546,6 +547,7 @@ cmd_start() {
   if [ "$master_enable" != true ]; then
     report "note: master.enable is false in $config (boot starts nothing); starting as asked"
   fi
+  clear_failures
   if [ -n "$supervisord" ]; then
     sv_start
   else
@@ -570,26 +572,103 @@ cmd_stop() {
   return "$rc"
 }
 
+# What a launch script's exit status means (lib/launch.sh lists them), for status lines: "12 = weight shards missing".
+exit_meaning() {
+  local what=""
+  case $1 in
+    2) what="usage" ;;
+    10) what="SGLang environment not installed" ;;
+    11) what="model missing" ;;
+    12) what="weight shards missing" ;;
+    13) what="port in use" ;;
+    14) what="GPU missing" ;;
+    15) what="a secret's variable unset" ;;
+    16) what="a secret unusable" ;;
+    17) what="dependency not ready" ;;
+    18) what="runtime directory unusable" ;;
+    19) what="the weights do not fit the GPUs' memory" ;;
+  esac
+  printf '%s' "${what:+$1 = $what}"
+}
+
+# A launch script that failed a check under supervisord leaves its reason here (lib/launch.sh): status shows
+# it, and supervisord's retries end at once instead of printing the same error again.
+failed_code="" failed_text=""
+failed_reason() {
+  local code _ppid _when reason=""
+  failed_code="" failed_text=""
+  [ -f "${pid_files[$1]%/*}/.${names[$1]}.failed" ] || return 1
+  read -r code _ppid _when reason <"${pid_files[$1]%/*}/.${names[$1]}.failed" || return 1
+  failed_code=$code
+  failed_text="failed: $(exit_meaning "$code"): $reason"
+}
+clear_failures() {
+  local i
+  for i in "${picked[@]}"; do rm -f -- "${pid_files[$i]%/*}/.${names[$i]}.failed"; done
+}
+
+# How often supervisord restarted a program by itself (after an exit it did not ask for) since it was last
+# started or stopped on purpose, in supervisord's current run.
+sv_restarts() {
+  [ -r "$runtime_dir/supervisord.log" ] || { printf 0; return 0; }
+  awk -v program="$1" '
+    / supervisord started with pid / || index($0, "stopped: " program " (") { n = 0; exited = 0 }
+    index($0, "exited: " program " (") { exited = 1 }
+    index($0, "spawned: '"'"'" program "'"'"' with pid") { if (exited) n++; exited = 0 }
+    END { print n + 0 }' "$runtime_dir/supervisord.log"
+}
+
+# JSON string literal (status --format json): backslash, quote and control characters escaped.
+json_string() {
+  local s=$1 out="" c
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  while [[ $s == *[[:cntrl:]]* ]]; do
+    c=${s%%[[:cntrl:]]*}
+    out+=$c
+    s=${s#"$c"}
+    printf -v c '\\u%04x' "'${s:0:1}"
+    out+=$c
+    s=${s:1}
+  done
+  printf '"%s"' "$out$s"
+}
+
 cmd_status() {
-  local i state desc health up=1 rc=0
-  [ "$#" = 0 ] || die 2 "status takes no arguments"
-  pick
+  local i state desc health up=1 rc=0 format=text pid restarts exit_code first=1
+  local -a args=()
+  while [ "$#" -gt 0 ]; do
+    case $1 in
+      --format) [ "$#" -ge 2 ] || die 2 "--format needs text or json"; format=$2; shift 2 ;;
+      --format=*) format=${1#--format=}; shift ;;
+      -*) die 2 "status: unknown option '$1'" ;;
+      *) args+=("$1"); shift ;;
+    esac
+  done
+  case $format in text | json) ;; *) die 2 "--format wants text or json, not '$format'" ;; esac
+  pick "${args[@]}"
   if [ -n "$supervisord" ]; then
     sv_query || up=0
   fi
+  [ "$format" = text ] || printf '{"mode": "%s", "instances": [' "$([ -n "$supervisord" ] && echo supervisord || echo background)"
   for i in "${picked[@]}"; do
+    pid="" restarts=0 exit_code="" last_exit=""
     if [ -n "$supervisord" ]; then
       if [ "$up" = 1 ]; then
         state=${sv_state[${programs[$i]}]:-UNKNOWN}
         desc=${sv_desc[${programs[$i]}]:-}
         [ -n "${sv_state[${programs[$i]}]:-}" ] || desc=$unknown_program
+        [[ $desc =~ pid\ ([0-9]+) ]] && pid=${BASH_REMATCH[1]}
+        restarts=$(sv_restarts "${programs[$i]}")
+        [ "$restarts" = 0 ] || desc="$desc, restarts $restarts"
       elif fb_running "$i"; then
         state=UNSUPERVISED desc="pid $fb_pid runs without supervisord, which is not running (killed?); start replaces it"
+        pid=$fb_pid
       else
         state=STOPPED desc="supervisord is not running"
       fi
     elif fb_running "$i"; then
-      state=RUNNING desc="pid $fb_pid"
+      state=RUNNING desc="pid $fb_pid" pid=$fb_pid
     elif [ -n "$fb_pid" ]; then
       state=EXITED desc="no longer runs (pid file: $fb_pid)"
     else
@@ -597,20 +676,37 @@ cmd_status() {
     fi
     health="not ready"
     case $state in
-      RUNNING | STARTING) ! ready "$i" || health=ready ;;
+      RUNNING | STARTING | UNSUPERVISED) ! ready "$i" || health=ready ;;
     esac
     [ "$state" = RUNNING ] || rc=3
     case $state in
-      FATAL | EXITED | BACKOFF | UNKNOWN)
-        if [ -n "$supervisord" ]; then
+      FATAL | EXITED | BACKOFF | UNKNOWN | STOPPED)
+        if failed_reason "$i"; then
+          desc=$failed_text
+          exit_code=$failed_code
+        elif [ -n "$supervisord" ]; then
           sv_last_exit "${programs[$i]}"
+          if [[ $last_exit =~ ^exit\ status\ ([0-9]+) ]]; then
+            exit_code=${BASH_REMATCH[1]}
+            last_exit+="$(m=$(exit_meaning "$exit_code"); printf '%s' "${m:+ ($m)}")"
+          fi
           [ -z "$last_exit" ] || desc="$desc; last exit: $last_exit"
         fi
-        desc="$desc -- see: $0 logs ${names[$i]}"
+        [ "$state" = STOPPED ] && [ -z "$exit_code" ] || desc="$desc -- see: $0 logs ${names[$i]}"
         ;;
     esac
-    printf '%-16s %-8s %-9s http://%s:%s  %s\n' "${names[$i]}" "$state" "$health" "${hosts[$i]}" "${ports[$i]}" "$desc"
+    if [ "$format" = text ]; then
+      printf '%-16s %-8s %-9s http://%s:%s  %s\n' "${names[$i]}" "$state" "$health" "${hosts[$i]}" "${ports[$i]}" "$desc"
+    else
+      [ "$first" = 1 ] || printf ', '
+      first=0
+      printf '{"name": %s, "state": "%s", "ready": %s, "pid": %s, "url": %s, "restarts": %s, "last_exit": %s, "detail": %s}' \
+        "$(json_string "${names[$i]}")" "$state" "$([ "$health" = ready ] && echo true || echo false)" \
+        "${pid:-null}" "$(json_string "http://${hosts[$i]}:${ports[$i]}")" "$restarts" "${exit_code:-null}" \
+        "$(json_string "$desc")"
+    fi
   done
+  [ "$format" = text ] || printf ']}\n'
   return "$rc"
 }
 

@@ -89,7 +89,9 @@ def test_every_command_follows_the_mode_start_chose(deploy):
     servers = [p for p in [dep.record(n)["pid"] for n in "ab"] if proc_state(p)]
     assert len(servers) == 2
     plain, supervised = dep.runner("status"), dep.runner("status", env=with_env)
-    assert plain.stdout == supervised.stdout and plain.returncode == 0, plain.stdout + plain.stderr
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert [line.split()[:5] for line in plain.stdout.splitlines()] == [
+        line.split()[:5] for line in supervised.stdout.splitlines()]  # name, state, ready, url, pid
     dep.run_ok("stop")
     assert not (dep.run_dir / "state").exists(), "stop of everything ends the record"
     assert all(proc_state(p) is None for p in servers)
@@ -112,4 +114,60 @@ def test_a_record_whose_supervisord_was_killed_is_said(deploy):
     assert f"supervisord (pid {pid}, recorded at start) is not running" in status.stderr
     assert dep.runner("start").returncode == 0
     assert dep.runner("status").stderr == ""
+    dep.run_ok("stop")
+
+
+SHARDS = """
+[instances.x]
+model_path = "<<model>>"
+port = <<port_x>>
+gpu_ids = [0]
+env = { SGLANG_STANDIN_RECORD = "<<record_x>>" }
+
+[instances.y]
+model_path = "<<model>>"
+port = <<port_y>>
+gpu_ids = [1]
+env = { SGLANG_STANDIN_RECORD = "<<record_y>>" }
+"""
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_status_of_names_as_json_with_what_a_failure_means(deploy, mode, tmp_path):
+    import json
+
+    dep = deploy(SHARDS, ["x", "y"], mode=mode)
+    model = tmp_path / "model"
+    (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "model-1.safetensors"}}))
+    dep.runner("start")  # both fail: a weight shard is missing
+    status = dep.runner("status", "x")
+    assert status.returncode == 3 and len(status.stdout.splitlines()) == 1, status.stdout
+    assert "12 = weight shards missing" in status.stdout, status.stdout
+    log = dep.log("x")
+    assert log.count("names 1 weight shard(s) missing") == 1, "reported once, not once per retry"
+    doc = json.loads(dep.runner("status", "--format", "json").stdout)
+    assert doc["mode"] == ("supervisord" if mode == "supervisord" else "background")
+    assert [i["name"] for i in doc["instances"]] == ["x", "y"]
+    assert {i["last_exit"] for i in doc["instances"]} == {12} and not any(i["ready"] for i in doc["instances"])
+    (model / "model-1.safetensors").write_bytes(b"w")
+    dep.run_ok("restart")
+    dep.run_ok("wait", "--timeout", "30")
+    doc = json.loads(dep.run_ok("status", "--format", "json").stdout)
+    assert all(i["state"] == "RUNNING" and i["ready"] and i["pid"] and i["last_exit"] is None
+               for i in doc["instances"]), doc
+    dep.run_ok("stop")
+
+
+def test_status_counts_the_restarts_supervisord_made(deploy):
+    import os
+    import signal
+
+    from support import wait_for
+
+    dep = deploy(SHARDS, ["x", "y"], mode="supervisord")
+    dep.run_ok("start")
+    dep.run_ok("wait", "--timeout", "30")
+    os.kill(dep.record("x")["pid"], signal.SIGKILL)
+    wait_for(lambda: "restarts 1" in dep.runner("status", "x").stdout, 30, "supervisord to restart x")
+    dep.run_ok("wait", "--timeout", "30")
     dep.run_ok("stop")

@@ -340,7 +340,8 @@ def test_fallback_stale_pid_file(deploy, mode):
 def test_usage_errors(deploy):
     dep = one(deploy, "fallback")
     for args in (["bogus"], ["start", "nope"], ["stop", "x", "nope"], ["logs"], ["logs", "nope"],
-                 ["wait", "--timeout", "soon"], ["wait", "--bogus"], ["status", "x"]):
+                 ["wait", "--timeout", "soon"], ["wait", "--bogus"], ["status", "nope"],
+                 ["status", "--format", "yaml"]):
         done = dep.runner(*args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert done.stdout == "" and len(done.stderr.splitlines()) == 1, (args, done.stderr)
