@@ -21,6 +21,7 @@ gpu_ids = [1]
 autostart = false
 env = { SGLANG_STANDIN_RECORD = "<<record_b>>" }
 """
+PAIR = TWO.replace("autostart = false\n", "")  # both start with `start`
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -73,7 +74,7 @@ def test_every_command_follows_the_mode_start_chose(deploy):
 
     from support.procs import proc_state
 
-    dep = deploy(TWO.replace("autostart = false\n", ""), ["a", "b"], mode="fallback")  # no supervisord anywhere
+    dep = deploy(PAIR, ["a", "b"], mode="fallback")  # no supervisord anywhere
     chosen = shutil.which("supervisord", path=str(Path(sys.executable).parent))
     assert chosen
     with_env = {**dep.env, "AUTO_INFER_SGLANG_SUPERVISORD": chosen}
@@ -104,7 +105,7 @@ def test_a_record_whose_supervisord_was_killed_is_said(deploy):
     from support import wait_for
     from support.procs import proc_state
 
-    dep = deploy(TWO.replace("autostart = false\n", ""), ["a", "b"], mode="supervisord")
+    dep = deploy(PAIR, ["a", "b"], mode="supervisord")
     dep.run_ok("start")
     pid = dep.supervisord_pid()
     assert pid
@@ -117,37 +118,24 @@ def test_a_record_whose_supervisord_was_killed_is_said(deploy):
     dep.run_ok("stop")
 
 
-SHARDS = """
-[instances.x]
-model_path = "<<model>>"
-port = <<port_x>>
-gpu_ids = [0]
-env = { SGLANG_STANDIN_RECORD = "<<record_x>>" }
-
-[instances.y]
-model_path = "<<model>>"
-port = <<port_y>>
-gpu_ids = [1]
-env = { SGLANG_STANDIN_RECORD = "<<record_y>>" }
-"""
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_status_of_names_as_json_with_what_a_failure_means(deploy, mode, tmp_path):
     import json
 
-    dep = deploy(SHARDS, ["x", "y"], mode=mode)
+    dep = deploy(PAIR, ["a", "b"], mode=mode)
     model = tmp_path / "model"
     (model / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"w": "model-1.safetensors"}}))
     dep.runner("start")  # both fail: a weight shard is missing
-    status = dep.runner("status", "x")
+    status = dep.runner("status", "a")
     assert status.returncode == 3 and len(status.stdout.splitlines()) == 1, status.stdout
     assert "12 = weight shards missing" in status.stdout, status.stdout
-    log = dep.log("x")
+    log = dep.log("a")
     assert log.count("names 1 weight shard(s) missing") == 1, "reported once, not once per retry"
     doc = json.loads(dep.runner("status", "--format", "json").stdout)
     assert doc["mode"] == ("supervisord" if mode == "supervisord" else "background")
-    assert [i["name"] for i in doc["instances"]] == ["x", "y"]
+    assert [i["name"] for i in doc["instances"]] == ["a", "b"]
     assert {i["last_exit"] for i in doc["instances"]} == {12} and not any(i["ready"] for i in doc["instances"])
     (model / "model-1.safetensors").write_bytes(b"w")
     dep.run_ok("restart")
@@ -164,10 +152,10 @@ def test_status_counts_the_restarts_supervisord_made(deploy):
 
     from support import wait_for
 
-    dep = deploy(SHARDS, ["x", "y"], mode="supervisord")
+    dep = deploy(PAIR, ["a", "b"], mode="supervisord")
     dep.run_ok("start")
     dep.run_ok("wait", "--timeout", "30")
-    os.kill(dep.record("x")["pid"], signal.SIGKILL)
-    wait_for(lambda: "restarts 1" in dep.runner("status", "x").stdout, 30, "supervisord to restart x")
+    os.kill(dep.record("a")["pid"], signal.SIGKILL)
+    wait_for(lambda: "restarts 1" in dep.runner("status", "a").stdout, 30, "supervisord to restart a")
     dep.run_ok("wait", "--timeout", "30")
     dep.run_ok("stop")
