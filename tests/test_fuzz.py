@@ -19,7 +19,7 @@ import typing as t
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sglangc.catalog import load_catalog
@@ -314,8 +314,19 @@ def test_random_bytes(config_path: Path, data: bytes) -> None:
     check_file(config_path)
 
 
+def with_hostile_shapes(test: t.Callable[..., None]) -> t.Callable[..., None]:
+    """The configs under the size limit that once took minutes or gigabytes (tests/security/hostile_configs.py),
+    as explicit examples: they end, with a finding, like any other text."""
+    from security.hostile_configs import SHAPES
+
+    for text, _words in SHAPES.values():
+        test = example(text=text)(test)
+    return test
+
+
 @FUZZ
 @given(text=st.text(max_size=2000))
+@with_hostile_shapes
 def test_random_text(config_path: Path, text: str) -> None:
     config_path.write_bytes(text.encode("utf-8", "surrogatepass"))
     check_file(config_path)
