@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from support import EXAMPLES, IN_CI, ROOT
+import readme
+from support import EXAMPLES, IN_CI, ROOT, built_once
 from support.cli import run_cli, sglangc
 
 __all__ = ["EXAMPLES", "IN_CI", "ROOT", "run_cli", "sglangc"]
@@ -33,6 +34,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return next((i for i, prefix in enumerate(SLOW_FIRST) if where.startswith(prefix)), len(SLOW_FIRST))
 
     items.sort(key=rank)
+
+
+@pytest.fixture(scope="session")
+def fresh_setup(tmp_path_factory: pytest.TempPathFactory) -> readme.FreshSetup:
+    """README's set-up line, run once per session in a copy of the checkout, for every xdist worker."""
+    return readme.fresh_setup(built_once(tmp_path_factory, "readme-setup", readme.setup_on_a_fresh_copy))
 
 
 @pytest.fixture

@@ -7,7 +7,11 @@ listed in NOT_HERE with the reason it cannot run on this machine. tests/test_rea
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,3 +63,44 @@ def run_by(test: str) -> list[str]:
     lines = [line for line in commands() if test in runners_of(line) and line not in NOT_HERE]
     assert lines, f"README.md shows no command for {test} any more"
     return lines
+
+
+@dataclasses.dataclass
+class FreshSetup:
+    """The first README command, run in a copy of the checkout: how it ended, the copy (with the .venv it made,
+    where `pip install .` put sglangc as a user gets it) and the directory it compiled into."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    copy: Path
+    out: Path
+
+
+def setup_on_a_fresh_copy(work: Path) -> None:
+    """Copy what git tracks (or would track) into `work`, then run README's set-up + main job line there: a new
+    venv, `pip install .` from the index, check, plan and compile of the example; what it printed goes to
+    work/result.json. Slow (pip builds sglangc and installs it with its dependencies into an empty venv, as on a
+    newcomer's machine): the tests that need it share one run (the `fresh_setup` fixture)."""
+    (line,) = run_by(SETUP)
+    copy = work / "sglangc"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file() and not source.is_symlink():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / name).write_bytes(source.read_bytes())
+            (copy / name).chmod(source.stat().st_mode & 0o777)
+    out = work / "artifacts"
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    done = subprocess.run(["bash", "-c", line.replace("/tmp/sglang-artifacts", str(out))], cwd=copy, env=env,
+                          capture_output=True, text=True, timeout=600)
+    result = {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
+    (work / "result.json").write_text(json.dumps(result), encoding="utf-8")
+
+
+def fresh_setup(work: Path) -> FreshSetup:
+    """What setup_on_a_fresh_copy(work) left in `work`."""
+    result = json.loads((work / "result.json").read_text(encoding="utf-8"))
+    return FreshSetup(**result, copy=work / "sglangc", out=work / "artifacts")

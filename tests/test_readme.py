@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from readme import BUNDLE, NOT_HERE, RUN_BY, SETUP, bash_blocks, commands, run_by, runners_of
+from readme import BUNDLE, NOT_HERE, RUN_BY, FreshSetup, bash_blocks, commands, run_by, runners_of
 from support import FAKES_BIN, ROOT
 
 
@@ -34,24 +34,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert tests[0] in ci
 
 
-def test_readme_setup_and_main_job_on_a_fresh_copy(tmp_path: Path) -> None:
-    """The first README command in a copy of the checkout (what git tracks or would track): a new venv, `pip
-    install .` from the index, then check, plan and compile of the example. (The slowest test: pip builds and
-    installs sglangc with its dependencies into an empty venv, as a newcomer's machine does.)"""
-    (line,) = run_by(SETUP)
-    copy = tmp_path / "sglangc"
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file() and not source.is_symlink():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            (copy / name).write_bytes(source.read_bytes())
-            (copy / name).chmod(source.stat().st_mode & 0o777)
-    out = tmp_path / "artifacts"
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    done = subprocess.run(["bash", "-c", line.replace("/tmp/sglang-artifacts", str(out))], cwd=copy, env=env,
-                          capture_output=True, text=True, timeout=600)
+def test_readme_setup_and_main_job_on_a_fresh_copy(fresh_setup: FreshSetup) -> None:
+    """The first README command in a copy of the checkout (readme.setup_on_a_fresh_copy)."""
+    done, out = fresh_setup, fresh_setup.out
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "glm47: gpus 0-7, 0.0.0.0:30000, wave 1" in done.stdout
     assert "python -m sglang.launch_server --model-path /llm-models/GLM-4.7" in done.stdout

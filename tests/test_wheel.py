@@ -1,38 +1,40 @@
-"""The wheel carries everything sglangc needs: schema, templates, flag catalogs, the Pixi template."""
+"""The installed package carries everything sglangc needs: schema, templates, flag catalogs, the Pixi template.
+
+What is installed is what README's set-up line installs (`pip install .`, which builds the wheel, in a copy of the
+checkout: the `fresh_setup` fixture, shared with tests/test_readme.py).
+"""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
+from readme import FreshSetup
 from support import EXAMPLES, ROOT
+
+NEEDED = ("sglangc/schema/sglang-config.schema.json", "sglangc/emit_templates/launch.sh.j2",
+          "sglangc/emit_templates/runtime/runner.sh", "sglangc/emit_templates/runtime/prelude.sh",
+          "sglangc/emit_templates/pixi/pixi.toml", "sglangc/catalogs/sglang-0.5.23.json")
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def installed(fresh_setup: FreshSetup, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory outside the checkout with `venv`, the virtual environment README's set-up made."""
+    assert fresh_setup.returncode == 0, fresh_setup.stderr[-2000:]
+    venv = fresh_setup.copy / ".venv"
+    (site,) = venv.glob("lib/python*/site-packages")
+    assert (site / "sglangc").is_dir(), "installed from a wheel, not in editable mode"
+    for needed in NEEDED:
+        assert (site / needed).is_file(), needed
+    records = next(site.glob("sglangc-*.dist-info")) / "RECORD"
+    listed = {line.split(",")[0] for line in records.read_text().splitlines()}
+    assert set(NEEDED) <= listed, "the wheel's RECORD lists the package data"
     work = tmp_path_factory.mktemp("wheel")
-    # Built from a copy: a build writes build/ and *.egg-info beside the sources, never into the checkout.
-    source = work / "source"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
-                                                              ".pytest_cache", ".hypothesis", "tests"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                    str(work / "dist"), str(source)], check=True, cwd=work)
-    wheel = next((work / "dist").glob("sglangc-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for needed in ("sglangc/schema/sglang-config.schema.json", "sglangc/emit_templates/launch.sh.j2",
-                   "sglangc/emit_templates/runtime/runner.sh", "sglangc/emit_templates/runtime/prelude.sh",
-                   "sglangc/emit_templates/pixi/pixi.toml", "sglangc/catalogs/sglang-0.5.23.json"):
-        assert needed in names, needed
-    # A venv without pip of its own (this pip installs into it): the wheel and its dependencies, nothing else.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(work / "venv")], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(work / "venv" / "bin" / "python"), "install", "-q",
-                    str(wheel)], check=True)
-    assert not (ROOT / "build").exists()
+    (work / "venv").symlink_to(venv)
+    assert not (ROOT / "build").exists()  # built in the copy: nothing is written beside the checkout's sources
     return work
 
 

@@ -1,45 +1,34 @@
-"""The real SGLang of a version, in one process per version and test worker.
+"""The real SGLang of a version, asked once per test session.
 
 A CPU-only install made by tools/install-sglang-parser.sh, named by SGLANGC_SGLANG_PYTHON_<version with every
 non-alphanumeric character as "_"> (.ci/run sets them). Importing SGLang takes seconds and two test modules need
-it, so one process answers both: what `python tools/dump_sglang_catalog.py` prints (run first, as its command line
-runs it: it scrubs SGLANG_* variables before importing sglang), and how SGLang's own argument parser reads argvs.
-Tests that use it carry `group(version)`, so that pytest-xdist (`--dist loadgroup`) runs them in one worker.
+it, so one process per version answers both, and every pytest-xdist worker reads its answers (support.built_once):
+what `python tools/dump_sglang_catalog.py` prints (run first, as its command line runs it: it scrubs SGLANG_*
+variables before importing sglang), and how SGLang's own argument parser reads every argv sglangc plans for the
+shipped examples and the valid cases that target that version.
 """
 
 from __future__ import annotations
 
-import atexit
-import functools
+import dataclasses
 import json
 import os
-import queue
 import re
 import subprocess
-import tempfile
-import threading
 import typing as t
 from pathlib import Path
 
-import pytest
-
-from support import ROOT, not_here
+from support import EXAMPLES, ROOT, built_once, not_here
 
 DUMP_TOOL = ROOT / "tools" / "dump_sglang_catalog.py"
-MARK = "@@sglangc-real-sglang@@ "
+CONFIGS = [*EXAMPLES, *sorted((ROOT / "tests" / "cases" / "valid").glob("*/config.toml"))]
 
-SERVE = r"""
+ASK = r"""
 import argparse, contextlib, io, json, os, runpy, sys, tempfile, warnings
 
-tool, mark = sys.argv[1:3]
+tool = sys.argv[1]
+argvs = json.load(sys.stdin)
 sys.argv = [tool]  # the tool's own command line: no arguments, the catalog on stdout
-
-
-def answer(value):
-    sys.__stdout__.write(mark + json.dumps(value) + "\n")
-    sys.__stdout__.flush()
-
-
 printed, code = io.StringIO(), 0
 with contextlib.redirect_stdout(printed):
     try:
@@ -59,8 +48,6 @@ os.close(fd)
 ALIAS = {"tp_size": "tensor_parallel_size", "dp_size": "data_parallel_size"}
 KEYS = ["model_path", "served_model_name", "host", "port", "tp_size", "dp_size", "reasoning_parser",
         "tool_call_parser", "trust_remote_code", "mem_fraction_static", "api_key", "context_length"]
-
-
 # What prepare_server_args does before it builds ServerArgs (whose __post_init__ wants a GPU in some versions).
 parser = argparse.ArgumentParser(prog="sglang serve")
 ServerArgs.add_cli_args(parser)
@@ -74,14 +61,10 @@ def parse(argv):
     return {k: ns.get(k, ns.get(ALIAS.get(k, k))) for k in KEYS}
 
 
-for line in sys.stdin:
-    request = json.loads(line)
-    if request == "catalog":
-        answer({"code": code, "stdout": printed.getvalue()})
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            answer([parse(argv) for argv in request])
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    parsed = [parse(list(argv)) for argv in argvs]
+print(json.dumps({"catalog_exit": code, "catalog": printed.getvalue(), "parsed": parsed}))
 """
 
 
@@ -89,70 +72,55 @@ def env_var(version: str) -> str:
     return "SGLANGC_SGLANG_PYTHON_" + re.sub(r"[^0-9A-Za-z]", "_", version)
 
 
-def group(version: str) -> pytest.MarkDecorator:
-    return pytest.mark.xdist_group(f"real-sglang-{version}")
+def planned(version: str) -> list[tuple[str, t.Any, t.Any]]:
+    """(where, LaunchUnit, Instance) of every enabled instance of the examples and valid cases for `version`."""
+    from sglangc.pipeline import check
+
+    units = []
+    for config in CONFIGS:
+        result = check(config)
+        assert result.plan is not None, f"{config}: {result.findings}"
+        if result.plan.deployment.sglang_version == version:
+            units += [(f"{config}:{u.name}", u, result.plan.deployment.instance(u.name)) for u in result.plan.enabled]
+    return units
 
 
-class RealSGLang:
-    def __init__(self, version: str, python: str) -> None:
-        self.version, self.python = version, python
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open as long as the process runs
-        self._proc = subprocess.Popen([python, "-c", SERVE, str(DUMP_TOOL), MARK], cwd=ROOT, text=True,
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        atexit.register(self.close)
+def planned_versions() -> list[str]:
+    from sglangc.pipeline import check
 
-    def _read(self) -> None:
-        assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            if line.startswith(MARK):
-                self._lines.put(line[len(MARK):])
-        self._lines.put(None)
-
-    def errors(self) -> str:
-        """The tail of what the process wrote on stderr."""
-        self._stderr.seek(0)
-        return self._stderr.read().decode(errors="replace")[-4000:]
-
-    def ask(self, request: t.Any, timeout: float = 600) -> t.Any:
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(request) + "\n")
-        self._proc.stdin.flush()
-        try:
-            line = self._lines.get(timeout=timeout)
-        except queue.Empty:
-            pytest.fail(f"the real SGLang {self.version} gave no answer within {timeout:g} s\n{self.errors()}",
-                        pytrace=False)
-        assert line is not None, f"the real SGLang {self.version} ({self.python}) ended:\n{self.errors()}"
-        return json.loads(line)
-
-    def catalog(self) -> tuple[int, str]:
-        """(exit status, standard output) of `python tools/dump_sglang_catalog.py`."""
-        answer = self.ask("catalog")
-        return answer["code"], answer["stdout"]
-
-    def parse(self, argvs: list[list[str]]) -> list[dict[str, t.Any]]:
-        """Per argv, what SGLang's parser makes of a few fields (model_path, host, port, tp_size, api_key, …)."""
-        return self.ask(argvs)
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
+    return sorted({plan.deployment.sglang_version for c in CONFIGS if (plan := check(c).plan) is not None})
 
 
-@functools.cache
-def _start(version: str, python: str) -> RealSGLang:
-    return RealSGLang(version, python)
+@dataclasses.dataclass
+class Answers:
+    python: str
+    exit: int  # of the process that asked SGLang
+    stderr: str
+    catalog_exit: int
+    catalog: str  # what tools/dump_sglang_catalog.py printed
+    argvs: list[list[str]]
+    parsed: list[dict[str, t.Any]]  # per argv: model_path, host, port, tp_size, api_key, …
 
 
-def real_sglang(version: str) -> RealSGLang:
-    """The process of this version (started on first use); not_here when no such install is named."""
+def real_sglang(tmp_path_factory: t.Any, version: str) -> Answers:
+    """The answers of the real SGLang `version`; not_here when no such install is named."""
     var = env_var(version)
     python = os.environ.get(var)
     if not python:
         not_here(f"{var} is not set: no real SGLang {version} here (make one with `bash tools/install-sglang-parser.sh"
                  f" DIR {version}` and set {var}=DIR/bin/python, as .ci/run does)")
     assert Path(python).exists(), f"{var}={python}: no such interpreter"
-    return _start(version, python)
+
+    def ask(directory: Path) -> None:
+        argvs = [list(unit.argv) for _, unit, _ in planned(version)]
+        done = subprocess.run([python, "-c", ASK, str(DUMP_TOOL)], input=json.dumps(argvs), cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        lines = done.stdout.strip().splitlines()
+        answer = json.loads(lines[-1]) if done.returncode == 0 and lines else {}
+        (directory / "answers.json").write_text(json.dumps({
+            "python": python, "exit": done.returncode, "stderr": done.stderr[-4000:], "argvs": argvs,
+            "catalog_exit": answer.get("catalog_exit", -1), "catalog": answer.get("catalog", ""),
+            "parsed": answer.get("parsed", [])}))
+
+    answers = built_once(tmp_path_factory, f"real-sglang-{version}", ask) / "answers.json"
+    return Answers(**json.loads(answers.read_text()))
