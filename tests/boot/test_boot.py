@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import readme
-from support import CATALOG, ROOT, SYSTEM_PATH, bundlekit, wait_for
+from support import CATALOG, ROOT, SYSTEM_PATH, built_once, bundlekit, wait_for
 from support.net import free_ports, http
 from support.procs import kill_all, processes_with
 from support.standin import standin
@@ -27,27 +27,29 @@ EXAMPLE = ROOT / "model-configs" / "sglang-glm-4.7-flash-tp8.toml"
 KEY = "sk-boot-test-9f3a"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The host side, once for the module: a wheelhouse bundle (and its .sha256) of a template pinning the
-    stand-ins, built by `sglangc bundle`. Each test installs its own copy."""
-    work = tmp_path_factory.mktemp("host")
-    wheels = work / "wheels"
-    wheels.mkdir()
-    standin.build_wheel(wheels, CATALOG)
-    bundlekit.fake_torch_wheel(wheels, "2.9.1")
-    for wheel in bundlekit.third_party_wheels():
-        shutil.copy(wheel, wheels)
-    template = work / "template"
-    template.mkdir()
-    (template / "pixi.toml").write_text(
-        '[workspace]\nname = "boot-test"\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n\n'
-        '[dependencies]\npython = "3.11.*"\nsupervisor = "*"\npyyaml = "*"\n\n'
-        '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n')
-    bundle = work / "sglang-offline-bundle.tar"
-    run(["sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output", str(bundle),
-         "--find-links", str(wheels), "--no-index", "--cache-dir", str(work / "cache")], timeout=300)
-    return bundle
+    """The host side, once per session: a wheelhouse bundle (and its .sha256) of a template pinning the stand-ins,
+    built by `sglangc bundle`. Each test installs its own copy."""
+
+    def build(work: Path) -> None:
+        wheels = work / "wheels"
+        wheels.mkdir()
+        standin.build_wheel(wheels, CATALOG)
+        bundlekit.fake_torch_wheel(wheels, "2.9.1")
+        for wheel in bundlekit.third_party_wheels():
+            shutil.copy(wheel, wheels)
+        template = work / "template"
+        template.mkdir()
+        (template / "pixi.toml").write_text(
+            '[workspace]\nname = "boot-test"\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n\n'
+            '[dependencies]\npython = "3.11.*"\nsupervisor = "*"\npyyaml = "*"\n\n'
+            '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n')
+        run(["sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output",
+             str(work / "sglang-offline-bundle.tar"), "--find-links", str(wheels), "--no-index", "--cache-dir",
+             str(work / "cache")], timeout=300)
+
+    return built_once(tmp_path_factory, "boot-host-bundle", build) / "sglang-offline-bundle.tar"
 
 
 @pytest.fixture
