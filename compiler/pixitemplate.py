@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import typing as t
-from importlib import resources
 from pathlib import Path
 
 from sglangc.errors import UsageError
@@ -89,8 +88,10 @@ class Template:
         return Environment(name=name, conda=conda, pypi=pypi, pypi_options=options)
 
 
-def packaged_template() -> t.Any:
-    return resources.files("sglangc.emit_templates").joinpath("pixi")
+def packaged_template() -> Path:
+    from sglangc.emit_templates import DIR
+
+    return DIR / "pixi"
 
 
 def _merge_options(into: dict[str, t.Any], options: dict[str, t.Any]) -> None:

@@ -7,11 +7,11 @@ import hashlib
 import json
 import shlex
 import typing as t
-from importlib import resources
 
 import jinja2
 
 from sglangc import __version__
+from sglangc.emit_templates import DIR as TEMPLATES
 from sglangc.errors import GeneratedOutputError, is_forbidden_char
 from sglangc.resolve import SOCKET_NAME, Plan
 
@@ -29,7 +29,7 @@ def pixi_template() -> str:
 
 
 def _package_text(relpath: str) -> str:
-    return resources.files("sglangc.emit_templates").joinpath(relpath).read_text(encoding="utf-8")
+    return (TEMPLATES / relpath).read_text(encoding="utf-8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +78,7 @@ def render_conf(plan: Plan, out_dir: str) -> str:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.files("sglangc.emit_templates"))),
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
