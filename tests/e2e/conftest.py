@@ -39,6 +39,21 @@ def projects(tmp_path_factory) -> dict[str, Path]:
     return {"supervisord": base / "with-supervisor", "fallback": base / "plain"}
 
 
+ONE = """
+[instances.x]
+model_path = "<<model>>"
+served_model_name = "model-x"
+port = <<port_x>>
+gpu_ids = [0]
+env = { SGLANG_STANDIN_RECORD = "<<record_x>>"<<extra_env>> }
+"""
+
+
+def one(deploy: t.Callable[..., Deployment], mode: str, extra_env: str = "", **kwargs: t.Any) -> Deployment:
+    """A deployment of the one instance `x` (`extra_env`: more `, NAME = "value"` pairs of its env)."""
+    return deploy(ONE.replace("<<extra_env>>", extra_env), ["x"], mode=mode, **kwargs)
+
+
 def toml_str(value: str) -> str:
     """A TOML basic string (JSON's escapes are TOML's)."""
     return json.dumps(value, ensure_ascii=False)

@@ -11,16 +11,7 @@ import pytest
 
 from support.net import http
 
-from .conftest import Deployment
-
-ONE = """
-[instances.x]
-model_path = "<<model>>"
-served_model_name = "model-x"
-port = <<port_x>>
-gpu_ids = [0]
-env = { SGLANG_STANDIN_RECORD = "<<record_x>>" }
-"""
+from .conftest import Deployment, one
 
 # The caller's shell state, minus what bash changes by itself (counters, clocks, the last argument, ...).
 STATE = r"""
@@ -61,7 +52,7 @@ def hook_lines(done: subprocess.CompletedProcess) -> list[str]:
 
 
 def test_gates_off(deploy):
-    dep = deploy(ONE, ["x"], mode="supervisord")
+    dep = one(deploy, "supervisord")
     done = source_hook(dep, {})
     assert_caller_went_on(done)
     assert hook_lines(done) == [
@@ -80,7 +71,7 @@ def test_gates_off(deploy):
 
 def test_failures_are_reported_and_boot_goes_on(deploy, tmp_path):
     """No installer, no SGLang environment: ERROR lines, and the caller goes on."""
-    dep = deploy(ONE, ["x"], mode="fallback", project=tmp_path / "not-installed")
+    dep = one(deploy, "fallback", project=tmp_path / "not-installed")
     (dep.out / "install-sglang-offline.sh").unlink(missing_ok=True)
     gates = {"AUTO_INFER_SGLANG_BUNDLE_ON_BOOT": "TRUE", "AUTO_INFER_SGLANG_ON_BOOT": "yes",
              "AUTO_INFER_SGLANG_WAIT_ON_BOOT": "On"}
@@ -96,7 +87,7 @@ def test_failures_are_reported_and_boot_goes_on(deploy, tmp_path):
 
 
 def test_failing_installer_is_reported(deploy):
-    dep = deploy(ONE, ["x"], mode="supervisord")
+    dep = one(deploy, "supervisord")
     (dep.out / "install-sglang-offline.sh").write_text("#!/usr/bin/env bash\necho installing; exit 7\n")
     done = source_hook(dep, {"AUTO_INFER_SGLANG_BUNDLE_ON_BOOT": "1"})
     assert_caller_went_on(done)
@@ -106,7 +97,7 @@ def test_failing_installer_is_reported(deploy):
 
 def test_start_on_boot_twice(deploy):
     """Boot starts the instances (and waits when asked); a second boot with everything up is harmless."""
-    dep = deploy(ONE, ["x"], mode="supervisord")
+    dep = one(deploy, "supervisord")
     gates = {"AUTO_INFER_SGLANG_ON_BOOT": "1", "AUTO_INFER_SGLANG_WAIT_ON_BOOT": "true"}
     done = source_hook(dep, gates)
     assert_caller_went_on(done)
@@ -124,7 +115,7 @@ def test_start_on_boot_twice(deploy):
 
 @pytest.mark.parametrize("mode", ["fallback"])
 def test_master_disabled_starts_nothing(deploy, mode):
-    dep = deploy(ONE, ["x"], mode=mode, master="enable = false")
+    dep = one(deploy, mode, master="enable = false")
     done = source_hook(dep, {"AUTO_INFER_SGLANG_ON_BOOT": "1"})
     assert_caller_went_on(done)
     assert any("master.enable is false" in line for line in hook_lines(done))

@@ -21,7 +21,7 @@ from support import wait_for
 from support.net import http
 from support.procs import cmdline, group_members, proc_state, processes_with
 
-from .conftest import MODES, Deployment
+from .conftest import MODES, ONE, Deployment, one
 
 THREE = """
 [instances.a]
@@ -46,20 +46,6 @@ port = <<port_c>>
 gpu_ids = [2]
 env = { SGLANG_STANDIN_RECORD = "<<record_c>>" }
 """
-
-ONE = """
-[instances.x]
-model_path = "<<model>>"
-served_model_name = "model-x"
-port = <<port_x>>
-gpu_ids = [0]
-env = { SGLANG_STANDIN_RECORD = "<<record_x>>"<<extra_env>> }
-"""
-
-
-def one(deploy, mode: str, extra_env: str = "", **kwargs) -> Deployment:
-    return deploy(ONE.replace("<<extra_env>>", extra_env), ["x"], mode=mode, **kwargs)
-
 
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
