@@ -35,7 +35,9 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_readme_setup_and_main_job_on_a_fresh_copy(fresh_setup: FreshSetup) -> None:
-    """The first README command in a copy of the checkout (readme.setup_on_a_fresh_copy)."""
+    """The first README command in a copy of the checkout (readme.setup_on_a_fresh_copy). Its set-up is the
+    slowest of the suite, and must be: pip builds sglangc and installs it with every dependency from the index into
+    an empty venv, as it does on a newcomer's machine (test_wheel.py shares that one run)."""
     done, out = fresh_setup, fresh_setup.out
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "glm47: gpus 0-7, 0.0.0.0:30000, wave 1" in done.stdout

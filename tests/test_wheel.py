@@ -22,7 +22,8 @@ NEEDED = ("sglangc/schema/sglang-config.schema.json", "sglangc/emit_templates/la
 
 @pytest.fixture(scope="module")
 def installed(fresh_setup: FreshSetup, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory outside the checkout with `venv`, the virtual environment README's set-up made."""
+    """A directory outside the checkout with `venv`, the virtual environment README's set-up made (slow: a real
+    build and install from the index; one run for this module and tests/test_readme.py)."""
     assert fresh_setup.returncode == 0, fresh_setup.stderr[-2000:]
     venv = fresh_setup.copy / ".venv"
     (site,) = venv.glob("lib/python*/site-packages")

@@ -139,6 +139,8 @@ def _gone(root: Path, runtime: Path) -> None:
 
 
 def test_container_boots_installs_serves_restarts_and_stops(container) -> None:
+    # Among the longest tests, by nature: a real offline install (venv + pip), then two boots of supervisord and
+    # two servers each, every step waited for as the container would.
     app, env, ports, root, runtime = container
 
     first = _boot(app, env)
