@@ -1,4 +1,4 @@
-"""The commands README.md shows in its ```bash blocks, and which test runs each one.
+"""The commands README.md shows in its shell code blocks, and which test runs each one.
 
 Every command line is either run, as written (only paths of the container mapped to temporary ones), by the one
 test RUN_BY names for it (that test takes its lines from `run_by`, so a new line of the same kind is run too), or
@@ -44,10 +44,19 @@ NOT_HERE: dict[str, str] = {
 }
 
 
+SHELLS = ("bash", "sh", "shell", "console", "zsh")  # the code blocks that hold commands
+OTHERS = ("text", "toml", "yaml", "json")  # the code blocks that hold output or files
+
+
+def code_blocks(path: Path = README) -> list[tuple[str, str]]:
+    """(language, text) of every fenced code block."""
+    return re.findall(r"^```(\S*)\n(.*?)^```$", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+
+
 def bash_blocks(path: Path = README) -> list[list[str]]:
-    """The command lines of every ```bash block, comments stripped."""
-    blocks = re.findall(r"```bash\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
-    return [[re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()] for block in blocks]
+    """The command lines of every shell block, comments stripped."""
+    return [[re.sub(r"\s+#.*$", "", line).strip() for line in text.splitlines() if line.strip()]
+            for language, text in code_blocks(path) if language in SHELLS]
 
 
 def commands() -> list[str]:

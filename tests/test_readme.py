@@ -7,8 +7,26 @@ import re
 import subprocess
 from pathlib import Path
 
-from readme import BUNDLE, NOT_HERE, RUN_BY, FreshSetup, bash_blocks, commands, run_by, runners_of
+from readme import (
+    BUNDLE,
+    NOT_HERE,
+    OTHERS,
+    RUN_BY,
+    SHELLS,
+    FreshSetup,
+    bash_blocks,
+    code_blocks,
+    commands,
+    run_by,
+    runners_of,
+)
 from support import FAKES_BIN, ROOT
+
+
+def test_every_code_block_is_commands_or_a_file() -> None:
+    """A block without a language, or of one not known here, might hold commands the next test would not see."""
+    for language, text in code_blocks():
+        assert language in SHELLS + OTHERS, f"README code block of language {language!r}:\n{text}"
 
 
 def test_every_readme_command_is_run_or_listed() -> None:
