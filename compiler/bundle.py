@@ -3,8 +3,15 @@
 Two kinds (README, "Building the bundle on the host"):
 - `pixi-pack` (default): `pixi lock` the Pixi template (on a temporary copy, so the template never gets a
   `.pixi/`), then `pixi-pack` one environment for linux-64 with a persistent `--use-cache`.
-- `wheelhouse`: `pip download` of the environment's pinned PyPI set for Linux x86-64 into `wheels/`, a
-  `requirements.txt` of `name==version` lines, packed as one uncompressed tar with a deterministic order.
+- `wheelhouse`: `pip download` of the environment's pinned PyPI set for Linux x86-64 with the target's glibc
+  (`wheel_platforms`) into `wheels/`, a `requirements.txt` of `name==version` lines, packed as one uncompressed
+  tar with a deterministic order.
+
+Either kind carries `bundle.json` at the archive's root (`bundle_metadata`: kind, environment, Python, the highest
+glibc a wheel needs, the CUDA major of its wheels, sglangc's version); the installer's preflight compares it with
+the container. A wheelhouse has it first; a pixi-pack archive gets it appended as its last member (pixi-unpack
+reads only pixi-pack.json, environment.yml, channel/ and pypi/, and the installer's re-lock route only the last
+three).
 
 Either way FILE appears atomically (temporary name in its directory, then rename) next to `FILE.sha256` in the
 format `sha256sum -c` reads. `build()` is the one entry point; progress goes to the `log` callable, failures are
@@ -18,6 +25,7 @@ import contextlib
 import dataclasses
 import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -38,18 +46,13 @@ TAIL_LINES = 15
 RETRY_DELAY_SECONDS = 2.0  # first retry waits this long, each later one twice as long (at most 30 s)
 REQUIRED = ("sglang", "supervisor", "pyyaml")  # every bundle brings these besides SGLang
 
-# Wheel tags a Linux x86-64 container with glibc >= 2.28 runs (pip does not expand a manylinux tag to the older
-# ones, so each is listed; manylinux2014 also brings its manylinux2010/manylinux1 aliases). `linux_x86_64` last:
-# download.pytorch.org tagged torch that way before 2.6.
-WHEEL_PLATFORMS = (
-    "manylinux_2_28_x86_64",
-    "manylinux_2_27_x86_64",
-    "manylinux_2_26_x86_64",
-    "manylinux_2_24_x86_64",
-    "manylinux2014_x86_64",
-    "linux_x86_64",
-)
+# The container's glibc the wheels must run with: the CUDA 12.x images on Ubuntu 22.04 that infer-dev is built on
+# have 2.35 (Ubuntu 20.04: 2.31, 24.04: 2.39). manylinux_2_17 (manylinux2014) is the oldest tag of current wheels.
+DEFAULT_GLIBC = "2.35"
+MIN_GLIBC = (2, 17)
+_LEGACY_MANYLINUX = {"manylinux2014": (2, 17), "manylinux2010": (2, 12), "manylinux1": (2, 5)}
 DEFAULT_PYTHON = "3.12"
+BUNDLE_JSON = "bundle.json"
 
 HOW_TO_GET = {
     "pixi": "install it from https://pixi.sh (curl -fsSL https://pixi.sh/install.sh | bash)",
@@ -59,6 +62,86 @@ HOW_TO_GET = {
 
 # Tar member metadata of a wheelhouse: fixed, so equal inputs give equal bytes (and no 1970 warnings from tar).
 _TAR_MTIME = 1577836800  # 2020-01-01T00:00:00Z
+
+
+def wheel_platforms(glibc: str | tuple[int, int]) -> tuple[str, ...]:
+    """pip `--platform` tags of a Linux x86-64 machine with this glibc (`"2.35"` or `(2, 35)`), most preferred
+    first: manylinux_2_N for N from its minor down to 17 (pip does not expand one manylinux tag to the older
+    ones), the legacy aliases manylinux2014 (2.17), manylinux2010 (2.12), manylinux1 (2.5), then linux_x86_64
+    (download.pytorch.org tagged torch that way before 2.6). A malformed glibc or one below 2.17 is a UsageError.
+    """
+    major, minor = _glibc(glibc)
+    return (*(f"manylinux_{major}_{n}_x86_64" for n in range(minor, MIN_GLIBC[1] - 1, -1)),
+            *(f"{alias}_x86_64" for alias in _LEGACY_MANYLINUX), "linux_x86_64")
+
+
+def required_glibc(wheel_filename: str) -> tuple[int, int] | None:
+    """The glibc a wheel needs, from its platform tag(s): `...-manylinux_2_28_x86_64.whl` -> (2, 28), the legacy
+    aliases as their PEP 600 equivalents; with several tags (`manylinux_2_17_x86_64.manylinux2014_x86_64`) the
+    lowest, since any one of them suffices. None when no tag names a glibc (`any`, `linux_x86_64`)."""
+    tags = wheel_filename.removesuffix(".whl").split("-")[-1].split(".")
+    needs: list[tuple[int, int]] = []
+    for tag in tags:
+        if found := re.fullmatch(r"manylinux_(\d+)_(\d+)_\w+", tag):
+            needs.append((int(found[1]), int(found[2])))
+        elif (legacy := tag.split("_", 1)[0]) in _LEGACY_MANYLINUX:
+            needs.append(_LEGACY_MANYLINUX[legacy])
+        elif tag == "any" or tag.startswith("linux_"):
+            return None
+    return min(needs, default=None)
+
+
+def cuda_major(wheel_filenames: t.Iterable[str]) -> int | None:
+    """The CUDA major the wheels were built for, when their names tell; what the driver must support. Asked in
+    this order, the first that answers decides: torch's `+cuNNN` local version (download.pytorch.org: cu129 ->
+    12); the CUDA runtime torch brings (`nvidia-cuda-runtime-cu12`, or `nvidia-cuda-runtime` 13.0.96 -> 13);
+    else the highest of any `nvidia-*-cuNN` package and the major of cuda-python / cuda-bindings. (A CUDA 12
+    torch may well come with an `nvidia-*-cu13` library some other package asks for: torch is what needs the
+    driver.)"""
+    torch: list[int] = []
+    runtime: list[int] = []
+    other: list[int] = []
+    for filename in wheel_filenames:
+        name, version = _wheel_name_version(filename)
+        major = version.split(".")[0]
+        if name == "torch" and (local := re.search(r"\+cu(\d{2,})", version)):
+            torch.append(int(local[1][:-1]))
+        if suffix := re.fullmatch(r"nvidia-.+-cu(\d+)", name):
+            (runtime if name.startswith("nvidia-cuda-runtime-") else other).append(int(suffix[1]))
+        elif name == "nvidia-cuda-runtime" and major.isdigit():
+            runtime.append(int(major))
+        elif name in ("cuda-python", "cuda-bindings") and major.isdigit():
+            other.append(int(major))
+    return max(torch or runtime or other, default=None)
+
+
+def bundle_metadata(kind: str, environment: str, python: str | None, wheel_filenames: t.Sequence[str]) -> bytes:
+    """`bundle.json` (format 1): what the bundle needs of the container, for the installer's preflight."""
+    from sglangc import __version__
+
+    glibc = max(filter(None, map(required_glibc, wheel_filenames)), default=None)
+    data = {"format": 1, "kind": kind, "environment": environment, "python": python,
+            "glibc": f"{glibc[0]}.{glibc[1]}" if glibc else None, "cuda": cuda_major(wheel_filenames),
+            "sglangc_version": __version__}
+    return (json.dumps(data, indent=2) + "\n").encode()
+
+
+def _glibc(value: str | tuple[int, int]) -> tuple[int, int]:
+    if isinstance(value, tuple):
+        major, minor = value
+    else:
+        found = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", str(value))
+        if not found:
+            raise UsageError(f"--glibc {value!r}: not a glibc version (MAJOR.MINOR, e.g. {DEFAULT_GLIBC}; "
+                             "`getconf GNU_LIBC_VERSION` in the container prints it)")
+        major, minor = int(found[1]), int(found[2])
+    if major != MIN_GLIBC[0] or minor < MIN_GLIBC[1]:
+        raise UsageError(f"--glibc {major}.{minor}: sglangc bundles for glibc 2.17 or newer (manylinux_2_17 is the "
+                         "oldest tag of the wheels SGLang needs)")
+    return major, minor
+
+
+WHEEL_PLATFORMS = wheel_platforms(DEFAULT_GLIBC)
 
 
 class BundleError(SglangcError):
@@ -95,6 +178,8 @@ class BundleRequest:
     find_links: tuple[str, ...] = ()  # wheelhouse only
     index_url: str | None = None  # wheelhouse only
     no_index: bool = False  # wheelhouse only
+    glibc: str = DEFAULT_GLIBC  # the container's: which manylinux tags a wheel may have
+    only: tuple[str, ...] = ()  # wheelhouse only: just these packages of the environment, without dependencies
     verbose: bool = False  # copy the tools' own output to the log
 
 
@@ -141,6 +226,9 @@ def build(request: BundleRequest, log: Log) -> BuiltBundle:
                          "--find-links)")
     if request.no_index and not request.find_links:
         raise UsageError("--no-index needs --find-links DIR: pip has nowhere else to take wheels from")
+    if request.only and request.kind != "wheelhouse":
+        raise UsageError("--only: only with --kind wheelhouse (pixi-pack packs a whole locked environment)")
+    _glibc(request.glibc)
 
     template = Template.load(request.template)
     env = template.environment(request.environment)
@@ -163,7 +251,8 @@ def build(request: BundleRequest, log: Log) -> BuiltBundle:
                     digest, names = _pixi_pack(request, template, env, cache, work, partial, runner, log)
                 else:
                     digest, names = _wheelhouse(request, template, env, cache, work, partial, runner, log)
-                _require_contents(names, request.kind)
+                if not request.only:  # a partial wheelhouse was asked for
+                    _require_contents(names, request.kind)
                 size = partial.stat().st_size
                 _publish(partial, output, digest)
             finally:
@@ -270,14 +359,21 @@ def _pixi_pack(request: BundleRequest, template: Template, env: Environment, cac
     runner.run(argv, label="pixi-pack", cwd=project, before_attempt=lambda: partial.unlink(missing_ok=True))
     if not partial.is_file():
         raise BundleError(f"pixi-pack succeeded but wrote no {partial}")
-    log("hashing and checking the archive")
-    digest, members = _scan_tar(partial)
+    log("checking the archive, adding bundle.json and hashing it")
+    members = _list_tar(partial)
     missing = [m for m in ("pixi-pack.json", "environment.yml") if m not in members]
     if missing:
         raise BundleError(f"pixi-pack wrote an archive without {', '.join(missing)}: not a pixi-pack archive")
-    names = [_conda_name(m) for m in members if m.startswith("channel/") and m.endswith((".conda", ".tar.bz2"))]
-    names += [_wheel_name_version(Path(m).name)[0] for m in members if m.startswith("pypi/") and m.endswith(".whl")]
-    return digest, names
+    if BUNDLE_JSON in members:
+        raise BundleError(f"pixi-pack wrote an archive that already holds {BUNDLE_JSON}")
+    conda = [Path(m).name for m in members if m.startswith("channel/") and m.endswith((".conda", ".tar.bz2"))]
+    wheels = [Path(m).name for m in members if m.startswith("pypi/") and m.endswith(".whl")]
+    _check_glibc(wheels, request.glibc)
+    pythons = [_conda_version(c) for c in conda if _conda_name(c) == "python"]
+    python = _python_version(pythons[0]) if pythons else _python_version(env.conda.get("python"))
+    _append_member(partial, BUNDLE_JSON, bundle_metadata("pixi-pack", env.name, python, wheels))
+    digest, _ = _scan_tar(partial)
+    return digest, [*map(_conda_name, conda), *(_wheel_name_version(w)[0] for w in wheels)]
 
 
 def _conda_name(member: str) -> str:
@@ -285,19 +381,32 @@ def _conda_name(member: str) -> str:
     return _normalise(base.rsplit("-", 2)[0])
 
 
+def _conda_version(member: str) -> str:
+    parts = Path(member).name.removesuffix(".conda").removesuffix(".tar.bz2").rsplit("-", 2)
+    return parts[1] if len(parts) == 3 else ""
+
+
+def _append_member(path: Path, name: str, data: bytes) -> None:
+    """One more file at the end of the (uncompressed) tar at `path`, with the fixed member metadata."""
+    with tarfile.open(path, "a") as tar:
+        tar.addfile(_tar_info(name, tarfile.REGTYPE, len(data)), io.BytesIO(data))
+
+
 # --- wheelhouse -----------------------------------------------------------------------------------------------
 
 
 def _wheelhouse(request: BundleRequest, template: Template, env: Environment, cache: Path, work: Path,
                 partial: Path, runner: _Runner, log: Log) -> tuple[str, list[str]]:
-    requirements, extra_indexes = _pip_requirements(template, env)
+    requirements, extra_indexes = _pip_requirements(template, env, request.only)
     python_version = _python_version(env.conda.get("python"))
     options = env.pypi_options
     argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
             "--progress-bar", "off", "--dest", str(work / "wheels"), "--only-binary=:all:",
             "--python-version", python_version, "--implementation", "cp", "--cache-dir", str(cache / "pip")]
-    for platform in WHEEL_PLATFORMS:
+    for platform in wheel_platforms(request.glibc):
         argv += ["--platform", platform]
+    if request.only:
+        argv.append("--no-deps")
     if request.no_index:
         argv.append("--no-index")
     else:
@@ -317,8 +426,8 @@ def _wheelhouse(request: BundleRequest, template: Template, env: Environment, ca
     argv += requirements
     if not _pip_available():
         raise BundleError(f"pip is not available for {sys.executable}: install pip into sglangc's environment")
-    log(f"downloading the wheels of environment {env.name!r} for Linux x86-64, CPython {python_version} "
-        f"(pip download: {' '.join(requirements)})")
+    log(f"downloading the wheels of environment {env.name!r} for Linux x86-64 with glibc {request.glibc}, "
+        f"CPython {python_version} (pip download{' --no-deps' if request.only else ''}: {' '.join(requirements)})")
     runner.run(argv, label="pip download", cwd=work)
 
     wheels = sorted((work / "wheels").iterdir(), key=lambda p: p.name)
@@ -331,19 +440,43 @@ def _wheelhouse(request: BundleRequest, template: Template, env: Environment, ca
         if pins.get(name, version) != version:
             raise BundleError(f"pip download brought two versions of {name}: {pins[name]} and {version}")
         pins[name] = version
+    _check_glibc([w.name for w in wheels], request.glibc)
     text = "".join(f"{name}=={pins[name]}\n" for name in sorted(pins))
-    log(f"packing {len(wheels)} wheels and requirements.txt")
-    digest = _write_wheelhouse(partial, text.encode(), wheels)
+    metadata = bundle_metadata("wheelhouse", env.name, python_version, [w.name for w in wheels])
+    log(f"packing {len(wheels)} wheels, requirements.txt and {BUNDLE_JSON}")
+    digest = _write_wheelhouse(partial, text.encode(), wheels, metadata)
     return digest, list(pins)
 
 
-def _pip_requirements(template: Template, env: Environment) -> tuple[list[str], list[str]]:
+def _check_glibc(wheel_filenames: t.Iterable[str], glibc: str) -> None:
+    """Every wheel runs with the target's glibc (pip picked by the tags we gave it; find-links and pixi's own
+    choice are checked here as well)."""
+    target = _glibc(glibc)
+    for filename in sorted(wheel_filenames):
+        need = required_glibc(filename)
+        if need is not None and need > target:
+            name, version = _wheel_name_version(filename)
+            raise BundleError(f"{name} {version} needs glibc {need[0]}.{need[1]} ({filename}), the target has "
+                              f"{target[0]}.{target[1]}: pin an older {name}, or bundle for a newer container "
+                              f"with --glibc {need[0]}.{need[1]}")
+
+
+def _pip_requirements(template: Template, env: Environment,
+                      only: t.Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """pip requirement strings of the environment's PyPI set (plus the conda packages a wheelhouse must carry as
-    wheels), and the extra indexes its per-package `index` entries name."""
+    wheels), and the extra indexes its per-package `index` entries name; with `only`, just those packages."""
     requirements: dict[str, str] = {}
     indexes: list[str] = []
+    wanted = {_normalise(n) for n in only}
+    known = {_normalise(n) for n in (*env.pypi, *REQUIRED)}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise UsageError(f"--only {', '.join(unknown)}: not a PyPI dependency of environment {env.name!r} "
+                         f"(it has {', '.join(sorted(known))})")
     for name, spec in env.pypi.items():
         key = _normalise(name)
+        if wanted and key not in wanted:
+            continue
         if isinstance(spec, str):
             requirements[key] = name + _pep440(spec)
             continue
@@ -362,7 +495,7 @@ def _pip_requirements(template: Template, env: Environment) -> tuple[list[str], 
         if spec.get("index"):
             indexes.append(spec["index"])
     for name in REQUIRED:  # supervisor and pyyaml are conda packages in the template: take them as wheels here
-        if name not in requirements:
+        if name not in requirements and (not wanted or name in wanted):
             spec = env.conda.get(name, "*")
             spec = spec.get("version", "*") if isinstance(spec, dict) else spec
             requirements[name] = name + _pep440(str(spec).split(" ")[0])
@@ -390,19 +523,22 @@ def _pip_available() -> bool:
     return importlib.util.find_spec("pip") is not None
 
 
-def _write_wheelhouse(path: Path, requirements: bytes, wheels: list[Path]) -> str:
-    """requirements.txt, wheels/, wheels/<sorted> as one uncompressed tar; the sha256 computed while writing."""
+def _tar_info(name: str, kind: bytes, size: int = 0, mode: int = 0o644) -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type, member.size, member.mode, member.mtime = kind, size, mode, _TAR_MTIME
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    return member
 
-    def info(name: str, kind: bytes, size: int = 0, mode: int = 0o644) -> tarfile.TarInfo:
-        member = tarfile.TarInfo(name)
-        member.type, member.size, member.mode, member.mtime = kind, size, mode, _TAR_MTIME
-        member.uid = member.gid = 0
-        member.uname = member.gname = ""
-        return member
 
+def _write_wheelhouse(path: Path, requirements: bytes, wheels: list[Path], metadata: bytes) -> str:
+    """bundle.json, requirements.txt, wheels/, wheels/<sorted> as one uncompressed tar; the sha256 computed while
+    writing."""
+    info = _tar_info
     with open(path, "wb") as raw:
         out = _HashingWriter(raw)
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+            tar.addfile(info(BUNDLE_JSON, tarfile.REGTYPE, len(metadata)), io.BytesIO(metadata))
             tar.addfile(info("requirements.txt", tarfile.REGTYPE, len(requirements)), io.BytesIO(requirements))
             tar.addfile(info("wheels", tarfile.DIRTYPE, mode=0o755))
             for wheel in wheels:
@@ -479,6 +615,15 @@ class _HashingReader:
         data = self.raw.read(size)
         self.sha256.update(data)
         return data
+
+
+def _list_tar(path: Path) -> list[str]:
+    """Member names of an uncompressed tar (headers only: the data is seeked over)."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            return [m.name.removeprefix("./") for m in tar]
+    except tarfile.TarError as e:
+        raise BundleError(f"{path.name}: not a readable tar archive: {e}") from None
 
 
 def _scan_tar(path: Path) -> tuple[str, list[str]]:

@@ -139,10 +139,19 @@ def schema(fmt: str) -> None:
               help="wheelhouse only: also take wheels from here (repeatable).")
 @click.option("--index-url", metavar="URL", help="wheelhouse only: PyPI index (mirror) instead of the default.")
 @click.option("--no-index", is_flag=True, help="wheelhouse only: no index at all, only --find-links (air-gapped).")
+@click.option("--glibc", default="2.35", show_default=True, metavar="X.Y",
+              help="The container's glibc (`getconf GNU_LIBC_VERSION` in it): a wheelhouse takes wheels tagged "
+                   "manylinux_2_17 up to manylinux_X_Y, and a wheel of either kind that needs more is an error. "
+                   "2.35 is Ubuntu 22.04's, the base of the CUDA 12.x images infer-dev is built on (20.04: 2.31, "
+                   "24.04: 2.39); the `latest` environment needs 2.34 or newer.")
+@click.option("--only", multiple=True, metavar="NAME",
+              help="wheelhouse only: just this PyPI package of the environment, without its dependencies (pip "
+                   "--no-deps; repeatable). A partial wheelhouse, to check that pins download for the target or "
+                   "to refresh a few wheels; the installer cannot install it on its own.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the tools' own output as they run.")
 def bundle(kind: str, template: str | None, environment: str, output: str | None, cache_dir: str | None,
            rattler_config: str | None, retries: int, find_links: tuple[str, ...], index_url: str | None,
-           no_index: bool, verbose: bool) -> None:
+           no_index: bool, glibc: str, only: tuple[str, ...], verbose: bool) -> None:
     """Build the offline SGLang environment bundle (host side) and FILE.sha256.
 
     Progress goes to stderr; the last line on stdout names the file, its size and sha256, kind and environment.
@@ -158,7 +167,8 @@ def bundle(kind: str, template: str | None, environment: str, output: str | None
 
     request = BundleRequest(kind=kind, template=path(template), environment=environment, output=path(output),
                             cache_dir=path(cache_dir), rattler_config=path(rattler_config), retries=retries,
-                            find_links=find_links, index_url=index_url, no_index=no_index, verbose=verbose)
+                            find_links=find_links, index_url=index_url, no_index=no_index, glibc=glibc,
+                            only=only, verbose=verbose)
     try:
         result = build(request, log=lambda line: _echo(f"sglangc: {line}", err=True))
     except SglangcError as e:

@@ -14,7 +14,8 @@
 #   --verify   re-hash the bundle, compare with what $PREFIX was installed from, import-check $PREFIX
 #   --no-wait  when another install holds the lock, report it and exit 16 instead of waiting
 #
-# Steps (one progress line each, with its duration): preflight (bundle, free space >= 2.5 x bundle, tools),
+# Steps (one progress line each, with its duration): preflight (bundle, free space >= 2.5 x bundle, tools, and
+# what the bundle's bundle.json says it needs of the container: glibc, the driver's CUDA, the wheelhouse's Python),
 # extract (SHA-256 computed in the same read as the extraction, into a staging directory beside $PREFIX),
 # install (pixi-unpack, else a re-lock with pixi; or python -m venv + pip for a wheelhouse), verify, activate
 # (marker .installed-from.json, switch $PREFIX, prune). All of it runs under flock on a lock file in the
@@ -28,12 +29,14 @@
 #   AUTO_INFER_SGLANG_PIXI_TEMPLATE_DIR  default_template_dir (pixi.toml for the re-lock route)
 #   AUTO_INFER_SGLANG_PYTHON             python3 (makes the venv of a wheelhouse; only that route needs it)
 #   AUTO_INFER_SGLANG_VERIFY             0: skip the import check (with a warning)
-#   AUTO_INFER_SGLANG_VERIFY_CUDA        0: import check without the CUDA part
+#   AUTO_INFER_SGLANG_VERIFY_CUDA        0: import check without the CUDA part (and a driver older than the
+#                                        bundle's CUDA is only a warning in preflight)
 # The generated script also sets `me` and `sglangc_version` (recorded in the environment's marker).
 #
 # Exit codes: 0 installed (or already installed, or verified), 1 unexpected error, 2 usage, 10 no bundle,
 # 11 checksum mismatch, 12 not enough space, 13 extraction failed (also: not a bundle), 14 install failed,
-# 15 verify failed, 16 lock busy (--no-wait), 17 target not writable, 18 tool missing.
+# 15 verify failed, 16 lock busy (--no-wait), 17 target not writable, 18 tool missing, 19 the bundle does not fit
+# this container (its glibc, its driver's CUDA version, or the Python of a wheelhouse; see bundle.json).
 shopt -s nullglob
 # The environment is read and run by every user of the container but written by this script alone, whatever
 # umask the caller (an entrypoint) had: files 0644 and directories 0755, never writable by others.
@@ -56,7 +59,7 @@ usage() {
     "  --no-wait  exit 16 instead of waiting when another install holds the lock" \
     "Exit codes: 0 ok, 1 unexpected, 2 usage, 10 no bundle, 11 checksum mismatch, 12 not enough space," \
     "13 extraction failed, 14 install failed, 15 verify failed, 16 lock busy, 17 target not writable," \
-    "18 tool missing."
+    "18 tool missing, 19 the bundle does not fit this container (glibc, driver CUDA, Python)."
 }
 force=0
 verify_only=0
@@ -222,6 +225,95 @@ run_verify() { # prefix -> one progress line, or exit 15
   done_step verify "${out##*$'\n'}"
 }
 
+# What the bundle needs of this container, from its bundle.json (written by `sglangc bundle`, format 1: kind,
+# environment, python "3.12", glibc "2.34" or null, cuda 12 or null, sglangc_version), compared before anything
+# is extracted: glibc (getconf, else ldd), the driver's CUDA version (nvidia-smi's header, when nvidia-smi is
+# there) and, for a wheelhouse, the Python that makes the venv. Plain bash: no Python is needed to read it.
+meta_text=""
+meta_value() { # a top-level field: a string's contents or a number; fails for null and when absent
+  local re="\"$1\"[[:space:]]*:[[:space:]]*(\"([^\"]*)\"|[0-9]+)"
+  [[ $meta_text =~ $re ]] || return 1
+  if [ -n "${BASH_REMATCH[2]}" ]; then printf '%s' "${BASH_REMATCH[2]}"; else printf '%s' "${BASH_REMATCH[1]}"; fi
+}
+older() { # is MAJOR.MINOR $1 older than $2?
+  local a_major=${1%%.*} a_minor=${1#*.} b_major=${2%%.*} b_minor=${2#*.}
+  [ "$a_major" -lt "$b_major" ] || { [ "$a_major" = "$b_major" ] && [ "$a_minor" -lt "$b_minor" ]; }
+}
+container_glibc() { # "2.35", or nothing when neither getconf nor ldd tells
+  local out
+  out=$(getconf GNU_LIBC_VERSION 2>/dev/null) || out=""
+  if [[ $out =~ ^glibc[[:space:]]+([0-9]+\.[0-9]+) ]]; then
+    printf '%s' "${BASH_REMATCH[1]}"
+    return 0
+  fi
+  out=$(ldd --version 2>/dev/null) || out=""
+  out=${out%%$'\n'*}
+  if [[ $out =~ ^ldd[[:space:]].*[[:space:]]([0-9]+\.[0-9]+)$ ]]; then
+    printf '%s' "${BASH_REMATCH[1]}"
+  fi
+  return 0
+}
+target_note=""
+unchecked=0 # 1: no bundle.json, said once installed
+check_target() {
+  local name="" need have out major minor notes=()
+  if [[ $listing == *$'\n'bundle.json$'\n'* ]]; then
+    name=bundle.json
+  elif [[ $listing == *$'\n'./bundle.json$'\n'* ]]; then
+    name=./bundle.json
+  else
+    target_note="target not checked (no bundle.json)"
+    unchecked=1
+    return 0
+  fi
+  meta_text=$(tar -xOf "$bundle" "$name" 2>/dev/null) || die 13 "extraction failed: cannot read $name from $bundle"
+  [[ $(meta_value format) == 1 ]] || warn "$bundle: bundle.json is not of format 1: reading what it can"
+  if need=$(meta_value glibc) && [[ $need =~ ^[0-9]+\.[0-9]+$ ]]; then
+    have=$(container_glibc)
+    if [ -z "$have" ]; then
+      warn "cannot tell this container's glibc (no getconf GNU_LIBC_VERSION, no ldd): the bundle needs $need"
+    elif older "$have" "$need"; then
+      die 19 "the bundle needs glibc $need (its newest wheel tag is manylinux_${need/./_}), this container has glibc $have: use a newer base image (Ubuntu 22.04 has 2.35), or build the bundle for this one with sglangc bundle --glibc $have"
+    else
+      notes+=("glibc $have")
+    fi
+  fi
+  if need=$(meta_value cuda) && [[ $need =~ ^[0-9]+$ ]]; then
+    if ! command -v nvidia-smi >/dev/null 2>&1; then
+      notes+=("CUDA $need wheels (no nvidia-smi: driver not checked)")
+    elif ! out=$(nvidia-smi 2>/dev/null) || ! [[ $out =~ CUDA\ Version:\ *([0-9]+)\.([0-9]+) ]]; then
+      warn "nvidia-smi does not show the driver's CUDA version: not checked against the bundle's CUDA $need wheels"
+    else
+      major=${BASH_REMATCH[1]}
+      minor=${BASH_REMATCH[2]}
+      if [ "$major" -ge "$need" ]; then
+        notes+=("driver CUDA $major.$minor for CUDA $need wheels")
+      elif off "$verify_cuda"; then
+        warn "the bundle's wheels are CUDA $need builds, this container's driver supports CUDA $major.$minor (nvidia-smi): CUDA will not be usable; installing anyway (AUTO_INFER_SGLANG_VERIFY_CUDA=$verify_cuda)"
+        notes+=("driver CUDA $major.$minor, too old for the CUDA $need wheels")
+      else
+        die 19 "the bundle's wheels are CUDA $need builds, this container's driver supports CUDA $major.$minor (nvidia-smi): update the host's NVIDIA driver (CUDA 13 needs >= 580), or install a bundle of an environment built for CUDA $major (sglangc bundle --environment default: CUDA 12)"
+      fi
+    fi
+  fi
+  if [ "$kind" = wheelhouse ] && need=$(meta_value python) && [[ $need =~ ^[0-9]+\.[0-9]+$ ]]; then
+    out=$("$python_bin" -V 2>&1) || out=""
+    if ! [[ $out =~ Python\ ([0-9]+\.[0-9]+) ]]; then
+      warn "cannot tell the version of $python_bin ('$python_bin -V' printed '${out%%$'\n'*}'): the bundle's wheels are for Python $need"
+    elif [ "${BASH_REMATCH[1]}" != "$need" ]; then
+      have=${BASH_REMATCH[1]}
+      die 19 "the bundle's wheels are for Python $need, $python_bin is Python $have: point AUTO_INFER_SGLANG_PYTHON at a python$need, or build the bundle for this one (python = \"$have.*\" in the Pixi template)"
+    else
+      notes+=("Python $need")
+    fi
+  fi
+  target_note="fits this container"
+  if [ "${#notes[@]}" != 0 ]; then
+    printf -v out '%s, ' "${notes[@]}"
+    target_note+=" (${out%, })"
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------------------
 # The bundle, then the lock.
 [ -n "$bundle" ] || die 10 "no bundle path: set AUTO_INFER_SGLANG_BUNDLE_PATH"
@@ -373,6 +465,7 @@ case $kind in
     "$python_bin" -c 'import venv, ensurepip' >/dev/null 2>&1 || die 18 "$python_bin cannot make a venv with pip (modules venv/ensurepip missing; e.g. apt-get install python3-venv)"
     ;;
 esac
+check_target
 bundle_kib=$(((bundle_size + 1023) / 1024))
 need_kib=$((bundle_kib * 5 / 2))
 df_out=$(df -Pk -- "$envs_dir" 2>/dev/null) || die 17 "df cannot read $envs_dir"
@@ -383,7 +476,7 @@ if [ "$free_kib" -lt "$need_kib" ]; then
 fi
 staging=$(mktemp -d "$envs_dir/.$environment.staging.XXXXXX" 2>/dev/null) ||
   die 17 "cannot write in $envs_dir (read-only?)"
-done_step preflight "bundle $bundle ($(human "$bundle_kib"), $kind), $(human "$free_kib") free at $envs_dir, route $route, hash ${hasher[0]}"
+done_step preflight "bundle $bundle ($(human "$bundle_kib"), $kind), $(human "$free_kib") free at $envs_dir, route $route, hash ${hasher[0]}, $target_note"
 
 # Extract, hashing the same bytes: tee feeds tar and, through a FIFO, the hasher. tee -p keeps feeding the
 # hasher when tar stops early (a corrupt archive), so a checksum verdict is always complete. Fd 8 holds the
@@ -570,5 +663,8 @@ while IFS= read -r d; do
   if rm -rf -- "$d"; then removed=$((removed + 1)); else warn "cannot remove the old environment $d"; fi
 done < <(versioned_dirs)
 done_step activate "$PREFIX -> ${new_prefix#"$envs_dir"/}${previous:+ (previous $previous kept)}, $removed older removed"
+if [ "$unchecked" = 1 ]; then
+  warn "$bundle has no bundle.json (made by an older sglangc bundle): it was not checked against this container's glibc, driver and Python"
+fi
 total_us=$(($(now_us) - t_start))
 say "done: $bundle installed into $PREFIX in $((total_us / 1000000)).$((total_us % 1000000 / 100000))s"

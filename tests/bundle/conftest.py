@@ -71,6 +71,11 @@ def sha256sum_check(output: Path) -> subprocess.CompletedProcess[str]:
                           text=True)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "pypi: resolves or downloads the template's real pins from PyPI (network; "
+                            "select with -m pypi, leave out with -m 'not pypi')")
+
+
 @dataclasses.dataclass
 class Host:
     """A host with the stand-ins on PATH: tmp dirs, a run log of pixi / pixi-pack, sglangc bundle in-process."""

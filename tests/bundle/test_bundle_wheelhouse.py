@@ -78,8 +78,8 @@ def test_wheelhouse_layout_and_offline_install(host: Host, links: Path) -> None:
     assert "kind wheelhouse  environment tiny" in result.stdout
 
     names = members(out)
-    assert names[:2] == ["requirements.txt", "wheels"]
-    wheels = names[2:]
+    assert names[:3] == ["bundle.json", "requirements.txt", "wheels"]
+    wheels = names[3:]
     assert wheels == sorted(wheels) and all(re.fullmatch(r"wheels/[^/]+\.whl", n) for n in wheels)
     lines = read_member(out, "requirements.txt").decode().splitlines()
     assert lines == sorted(lines) and len(lines) == len(wheels)
