@@ -287,10 +287,12 @@ sv_start() {
   if ! sv_up; then
     replace_orphans
     sv_launch_daemon
-    record_mode
+    record_mode # with the new supervisord's pid
     if [ "$all_picked" = 0 ] && [ "$master_enable" = true ]; then
       report "note: supervisord starts the instances with autostart by itself (master.enable is true)"
     fi
+  elif [ -z "$recorded" ]; then
+    record_mode # a supervisord of this conf already ran: follow it from now on
   fi
   sv_targets
   # One call for all: supervisorctl waits start_seconds per call, not per program.
@@ -432,6 +434,7 @@ fb_start() {
   local i pid rc=0
   local -a started=() started_pids=()
   ensure_dirs
+  [ -n "$recorded" ] || record_mode
   for i in "${picked[@]}"; do
     if fb_running "$i"; then
       report "${names[$i]}: already running (pid $fb_pid)"
@@ -548,13 +551,7 @@ cmd_start() {
     report "note: master.enable is false in $config (boot starts nothing); starting as asked"
   fi
   clear_failures
-  if [ -n "$supervisord" ]; then
-    sv_start
-  else
-    ensure_dirs
-    [ -n "$recorded" ] || record_mode
-    fb_start
-  fi
+  if [ -n "$supervisord" ]; then sv_start; else fb_start; fi
 }
 
 cmd_stop() {

@@ -24,6 +24,7 @@ installer=/soft/app/sglang/install-sglang-offline.sh
 ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/flash-a.pid
+settle_seconds=65
 cache_dir='' # empty: <project dir>/.cache/sglang
 secret_file=/run/sglangc/secrets/flash-a.yaml
 # the --config YAML key and the variable holding its value, for each secret
