@@ -120,7 +120,7 @@ def shipped_versions() -> list[str]:
     return sorted(found, key=_version_key)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_catalog(version: str) -> Catalog | None:
     """The catalog of one SGLang version, or None when none is shipped for it."""
     if version not in shipped_versions():
@@ -328,7 +328,7 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
             return "", f"expected JSON (a table, a list or a JSON string), not {_kind(value)}"
         try:
             parsed = json.loads(value)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             return "", f"is not valid JSON: {e.msg} at character {e.pos}"
         if kind == "json_list" and not isinstance(parsed, list):
             return "", "expected a JSON list"

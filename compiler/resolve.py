@@ -470,7 +470,7 @@ def _waves(dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, ...]]) -> t
     # each waiting for the one before it (linear in the group's size, where all pairs would be quadratic)
     for group in shares:
         ordered = sorted(group, key=rank.__getitem__)
-        graph.add_edges_from(zip(ordered, ordered[1:]))
+        graph.add_edges_from(itertools.pairwise(ordered))
     waves = {name: w for w, generation in enumerate(nx.topological_generations(graph), 1) for name in generation}
     wait_for = {name: tuple(sorted(graph.predecessors(name))) for name in enabled}
     return waves, wait_for

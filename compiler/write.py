@@ -60,10 +60,12 @@ def safe_relpath(path: object) -> bool:
 def plan_changes(artifacts: t.Sequence[Artifact], out_dir: Path) -> Changes:
     """What writing `artifacts` into `out_dir` would change (reads only)."""
     with _Dir.open(out_dir, create=False) as root:
-        written, unchanged = [], []
+        written: list[str] = []
+        unchanged: list[str] = []
         for a in artifacts:
             (unchanged if root is not None and root.holds(a) else written).append(a.relpath)
-        removed, kept = [], []
+        removed: list[str] = []
+        kept: list[str] = []
         if root is not None:
             new = {a.relpath for a in artifacts}
             for relpath, sha256 in sorted(root.previous_manifest().items()):

@@ -16,7 +16,7 @@ CONFIG = ('version = 1\nsglang_version = "0.5.23"\n[master]\ngpu_count = 2\n'
           '[instances.a]\nmodel_path = "/m/a"\n[instances.b]\nmodel_path = "/m/b"\n')
 
 
-def sglangc(*args: str | os.PathLike, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def sglangc(*args: str | bytes | os.PathLike, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real command in a subprocess, bounded: a compile that blocks on a FIFO fails here instead of hanging."""
     return subprocess.run([sys.executable, "-m", "sglangc", *map(os.fsdecode, args)], cwd=cwd, capture_output=True,
                           timeout=60, check=False)

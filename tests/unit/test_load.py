@@ -25,7 +25,7 @@ def one_line(stderr: str, name: str) -> str:
     return lines[0]
 
 
-BAD_FILES: dict[str, tuple[t.Callable[[Path], None], str]] = {
+BAD_FILES: dict[str, tuple[t.Callable[[Path], object], str]] = {
     "empty": (lambda p: p.write_bytes(b""), "file is empty"),
     "whitespace": (lambda p: p.write_bytes(b"  \n\t\r\n   \n"), "file is empty"),
     "comments-only": (lambda p: p.write_text("# nothing here\n"), "instances: required key is missing"),
