@@ -18,8 +18,13 @@ def generated(count: int) -> str:
     """A deployment of `count` one-GPU instances; every fourth depends on the one before it."""
     lines = ["version = 1", 'sglang_version = "0.5.23"', "[master]", f"gpu_count = {count}", ""]
     for i in range(count):
-        lines += [f"[instances.i{i:04d}]", f'model_path = "/llm-models/m{i}"', 'gpu_ids = "auto"',
-                  "mem_fraction_static = 0.8", 'server_args = { context-length = 8192, enable-metrics = true }']
+        lines += [
+            f"[instances.i{i:04d}]",
+            f'model_path = "/llm-models/m{i}"',
+            'gpu_ids = "auto"',
+            "mem_fraction_static = 0.8",
+            "server_args = { context-length = 8192, enable-metrics = true }",
+        ]
         if i % 4:
             lines.append(f'depends_on = ["i{i - 1:04d}"]')
         lines.append("")
@@ -68,8 +73,12 @@ def run(quick: bool = False) -> list[tuple[str, str, str, str]]:
         ("check GLM-4.7 example, median wall", "≤ 0.1 s", f"{glm:.3f} s", f"{glm / python:.1f}× bare python start"),
         ("check 512 generated instances, median wall", "≤ 0.3 s", f"{big:.3f} s", f"{big / glm:.2f}× GLM example"),
         ("check work, 64 instances (in process)", "linear", f"{t64 * 1000:.1f} ms", ""),
-        ("check work, 512 instances (in process)", "linear", f"{t512 * 1000:.1f} ms",
-         f"per-instance cost 512 vs 64: {per_instance:.2f} (1.00 = linear)"),
+        (
+            "check work, 512 instances (in process)",
+            "linear",
+            f"{t512 * 1000:.1f} ms",
+            f"per-instance cost 512 vs 64: {per_instance:.2f} (1.00 = linear)",
+        ),
     ]
 
 

@@ -31,12 +31,15 @@ def run(quick: bool = False) -> list[tuple[str, str, str, str]]:
     if not shutil.which("shellcheck"):
         sys.exit("shellcheck is not installed: the figure would not include the lint gate")
     runs = 1 if quick else 11
-    check = statistics.median(
-        _timed([sglangc, "check", "-q", str(GLM)]) for _ in range(runs))
+    check = statistics.median(_timed([sglangc, "check", "-q", str(GLM)]) for _ in range(runs))
     full = wall([sglangc, "compile", str(GLM)], runs)
     return [
-        ("compile GLM-4.7 example with the full lint gate, median wall", "≤ 0.5 s", f"{full:.3f} s",
-         f"{full / check:.1f}× check of the same config"),
+        (
+            "compile GLM-4.7 example with the full lint gate, median wall",
+            "≤ 0.5 s",
+            f"{full:.3f} s",
+            f"{full / check:.1f}× check of the same config",
+        ),
     ]
 
 

@@ -38,10 +38,18 @@ def run(quick: bool = False) -> list[tuple[str, str, str, str]]:
     slowest = max(results, key=lambda n: results[n][0])
     hungriest = max(r[1] for r in results.values())
     return [
-        (f"check of {len(SHAPES)} hostile configs (≤ 1 MiB), the slowest", "≤ 2 s",
-         f"{results[slowest][0]:.2f} s", slowest),
-        (f"check of {len(SHAPES)} hostile configs (≤ 1 MiB), peak memory of any", "≤ 500 MB",
-         f"{hungriest / 1e6:.0f} MB", "resident set size"),
+        (
+            f"check of {len(SHAPES)} hostile configs (≤ 1 MiB), the slowest",
+            "≤ 2 s",
+            f"{results[slowest][0]:.2f} s",
+            slowest,
+        ),
+        (
+            f"check of {len(SHAPES)} hostile configs (≤ 1 MiB), peak memory of any",
+            "≤ 500 MB",
+            f"{hungriest / 1e6:.0f} MB",
+            "resident set size",
+        ),
     ]
 
 

@@ -92,16 +92,24 @@ class Bench:
     def __init__(self, work: Path, size: int, runs: int) -> None:
         self.work, self.runs = work, runs
         self.installer = render_installer(work / "compiled")
-        wheels = [bundlekit.fake_sglang_wheel(work / "w"), bundlekit.fake_torch_wheel(work / "w"),
-                  *bundlekit.third_party_wheels()]
+        wheels = [
+            bundlekit.fake_sglang_wheel(work / "w"),
+            bundlekit.fake_torch_wheel(work / "w"),
+            *bundlekit.third_party_wheels(),
+        ]
         pad = random_file(work / "padding.bin", size)
         self.bundle = bundlekit.wheelhouse_tar(work / "bundle.tar", wheels, pad_bytes=size, pad_file=pad)
         pad.unlink()
         self.size = self.bundle.stat().st_size
         self.project = work / "project"
-        self.env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(work),
-                    "LC_ALL": "C.UTF-8", "AUTO_INFER_SGLANG_BUNDLE_PATH": str(self.bundle),
-                    "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(self.project), "AUTO_INFER_SGLANG_VERIFY_CUDA": "0"}
+        self.env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(work),
+            "LC_ALL": "C.UTF-8",
+            "AUTO_INFER_SGLANG_BUNDLE_PATH": str(self.bundle),
+            "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(self.project),
+            "AUTO_INFER_SGLANG_VERIFY_CUDA": "0",
+        }
         self.hasher = "sha256sum"
 
     def _cold(self, cold: bool) -> None:
@@ -148,8 +156,9 @@ class Bench:
         return statistics.median(fn(*args) for _ in range(self.runs))
 
 
-def measure(size_gb: float = 2.0, base: str | None = None, runs: int = 3, keep: bool = False,
-            cold: bool = True) -> dict:
+def measure(
+    size_gb: float = 2.0, base: str | None = None, runs: int = 3, keep: bool = False, cold: bool = True
+) -> dict:
     base_dir = Path(base or ("/var/tmp" if Path("/var/tmp").is_dir() else tempfile.gettempdir()))
     need = int(size_gb * GiB * 5)  # bundle + tar -x copy + staging + environment, with room to spare
     free = shutil.disk_usage(base_dir).free
@@ -189,20 +198,36 @@ def rows(r: dict) -> list[tuple[str, str, str, str]]:
             continue
         m = r[label]
         seq = m["sha256sum"] + m["tar"]
-        out.append((f"install: checksum + extraction in one read, {size} bundle, {label} cache",
-                    "≤ 0.65 × (sha256sum; tar -x)",
-                    f"{m['single']:.2f} s vs {m['sha256sum']:.2f} s + {m['tar']:.2f} s = {seq:.2f} s",
-                    f"{m['single'] / seq:.2f}"))
+        out.append(
+            (
+                f"install: checksum + extraction in one read, {size} bundle, {label} cache",
+                "≤ 0.65 × (sha256sum; tar -x)",
+                f"{m['single']:.2f} s vs {m['sha256sum']:.2f} s + {m['tar']:.2f} s = {seq:.2f} s",
+                f"{m['single'] / seq:.2f}",
+            )
+        )
         if "hasher" in m:
             same = m["hasher"] + m["tar"]
-            out.append((f"install: the same, against its own hasher ({r['hash_tool']}) then tar -x, {label} cache",
-                        "(context)", f"{m['single']:.2f} s vs {m['hasher']:.2f} s + {m['tar']:.2f} s = {same:.2f} s",
-                        f"{m['single'] / same:.2f}"))
-        out.append((f"install: whole first install (wheelhouse, pip), {label} cache", "(context)",
-                    f"{m['install']:.2f} s", ""))
+            out.append(
+                (
+                    f"install: the same, against its own hasher ({r['hash_tool']}) then tar -x, {label} cache",
+                    "(context)",
+                    f"{m['single']:.2f} s vs {m['hasher']:.2f} s + {m['tar']:.2f} s = {same:.2f} s",
+                    f"{m['single'] / same:.2f}",
+                )
+            )
+        out.append(
+            (f"install: whole first install (wheelhouse, pip), {label} cache", "(context)", f"{m['install']:.2f} s", "")
+        )
     hashing = r["warm"]["sha256sum"]
-    out.append((f"install: unchanged re-run, {size} bundle", "≤ 0.2 s", f"{r['rerun'] * 1000:.0f} ms",
-                f"hashing it would take {hashing:.2f} s (sha256sum, warm); {r['rerun'] / hashing:.3f} of that"))
+    out.append(
+        (
+            f"install: unchanged re-run, {size} bundle",
+            "≤ 0.2 s",
+            f"{r['rerun'] * 1000:.0f} ms",
+            f"hashing it would take {hashing:.2f} s (sha256sum, warm); {r['rerun'] / hashing:.3f} of that",
+        )
+    )
     return out
 
 

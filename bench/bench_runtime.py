@@ -40,20 +40,25 @@ def compile_config(work: Path, project: Path, instances: str) -> Path:
     (model / "config.json").write_text("{}")
     run_dir = Path(tempfile.mkdtemp(prefix="sgb-", dir="/tmp"))
     config = work / "config.toml"
-    config.write_text("\n".join([
-        "version = 1",
-        'sglang_version = "0.5.23"',
-        "[master]",
-        f"pixi_project_dir = {json.dumps(str(project))}",
-        f"log_dir = {json.dumps(str(work / 'logs'))}",
-        f"runtime_dir = {json.dumps(str(run_dir / 'run'))}",
-        "start_seconds = 1",
-        "stop_timeout = 10",
-        instances.replace("<<model>>", str(model)).replace("<<work>>", str(work)),
-    ]))
+    config.write_text(
+        "\n".join(
+            [
+                "version = 1",
+                'sglang_version = "0.5.23"',
+                "[master]",
+                f"pixi_project_dir = {json.dumps(str(project))}",
+                f"log_dir = {json.dumps(str(work / 'logs'))}",
+                f"runtime_dir = {json.dumps(str(run_dir / 'run'))}",
+                "start_seconds = 1",
+                "stop_timeout = 10",
+                instances.replace("<<model>>", str(model)).replace("<<work>>", str(work)),
+            ]
+        )
+    )
     out = work / "out"
-    subprocess.run([sys.executable, "-m", "sglangc", "compile", str(config), "-o", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "sglangc", "compile", str(config), "-o", str(out)], check=True, capture_output=True
+    )
     return out
 
 
@@ -62,8 +67,15 @@ class Runner:
         self.out, self.env = out, env
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", str(self.out / "check-and-run-sglang.sh"), *args], env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            ["bash", str(self.out / "check-and-run-sglang.sh"), *args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def cleanup(self, work: Path) -> None:
         try:
@@ -90,26 +102,44 @@ def bench_entry_hook(work: Path, project: Path, runs: int) -> list[Row]:
     sourced_whole = statistics.median(wall(["bash", "-c", f"source {hook}"]) for _ in range(runs))
     empty_bash = statistics.median(wall(["bash", "-c", ":"]) for _ in range(runs))
     inside = subprocess.run(
-        ["bash", "-c", 'for i in $(seq "$2"); do t0=$EPOCHREALTIME; source "$1" >/dev/null; t1=$EPOCHREALTIME; '
-                       'echo $(( ${t1/./} - ${t0/./} )); done', "bench", hook, str(runs)],
-        env=env, capture_output=True, text=True, check=True).stdout.split()
+        [
+            "bash",
+            "-c",
+            'for i in $(seq "$2"); do t0=$EPOCHREALTIME; source "$1" >/dev/null; t1=$EPOCHREALTIME; '
+            "echo $(( ${t1/./} - ${t0/./} )); done",
+            "bench",
+            hook,
+            str(runs),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     sourced = statistics.median(int(us) for us in inside) / 1000
     return [
-        ("entry-hook.sh, gates off, executed (median)", "≤ 20 ms", f"{executed:.2f} ms",
-         f"{executed / empty_bash:.2f}× `bash -c :`"),
+        (
+            "entry-hook.sh, gates off, executed (median)",
+            "≤ 20 ms",
+            f"{executed:.2f} ms",
+            f"{executed / empty_bash:.2f}× `bash -c :`",
+        ),
         ("entry-hook.sh, gates off, sourced by a new bash (median)", "≤ 20 ms", f"{sourced_whole:.2f} ms", ""),
         ("entry-hook.sh, gates off, sourced in a running shell (median)", "≤ 20 ms", f"{sourced:.3f} ms", ""),
     ]
 
 
-FOUR = "".join(f"""
+FOUR = "".join(
+    f"""
 [instances.s{i}]
 model_path = "<<model>>"
 served_model_name = "s{i}"
 port = {{port{i}}}
 gpu_ids = [{i}]
 env = {{{{ SGLANG_STANDIN_LOAD_SECONDS = "{{load}}" }}}}
-""" for i in range(4))
+"""
+    for i in range(4)
+)
 
 
 def bench_four(work: Path, project: Path, mode: str, load: float) -> Row:
@@ -124,8 +154,12 @@ def bench_four(work: Path, project: Path, mode: str, load: float) -> Row:
         total = time.perf_counter() - t0
         if started.returncode or waited.returncode:
             raise RuntimeError("\n".join([started.stdout, started.stderr, waited.stdout, waited.stderr]))
-        return (f"4 instances ready after {load:g} s each: start + wait, {mode}", "≤ 4.5 s", f"{total:.2f} s",
-                f"{total / load:.2f}× one load (start alone {t_start:.2f} s)")
+        return (
+            f"4 instances ready after {load:g} s each: start + wait, {mode}",
+            "≤ 4.5 s",
+            f"{total:.2f} s",
+            f"{total / load:.2f}× one load (start alone {t_start:.2f} s)",
+        )
     finally:
         runner.cleanup(work)
 
@@ -161,8 +195,12 @@ def bench_shared_gpu(work: Path, project: Path, load: float) -> Row:
         if waited.returncode:
             raise RuntimeError(waited.stdout + waited.stderr)
         order = "after the first was ready" if second_spawn >= first_ready else "TOO EARLY"
-        return ("2 instances sharing GPU 0: second server starts", "after the first is ready",
-                f"{second_spawn:.2f} s (first ready ≈ {first_ready:.2f} s)", order)
+        return (
+            "2 instances sharing GPU 0: second server starts",
+            "after the first is ready",
+            f"{second_spawn:.2f} s (first ready ≈ {first_ready:.2f} s)",
+            order,
+        )
     finally:
         runner.cleanup(work)
 
@@ -176,8 +214,10 @@ def run(runs: int = 50, load: float = 3.0, quick: bool = False) -> list[Row]:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="sglangc-bench-") as tmp:
         base = Path(tmp)
-        projects = {mode: make_project(base / f"project-{mode}", supervisor=mode == "supervisord")
-                    for mode in ("supervisord", "fallback")}
+        projects = {
+            mode: make_project(base / f"project-{mode}", supervisor=mode == "supervisord")
+            for mode in ("supervisord", "fallback")
+        }
         work = base / "hook"
         work.mkdir()
         rows += bench_entry_hook(work, projects["supervisord"], runs)

@@ -27,13 +27,27 @@ SUITE = "## Test suite"
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
-    mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), 0)
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    mem_kb = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
     load = os.getloadavg()[0]
-    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
-            f"{mem_kb / 1024 / 1024:.0f} GiB RAM, Python {platform.python_version()}, load average {load:.2f} at start")
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+        f"{mem_kb / 1024 / 1024:.0f} GiB RAM, Python {platform.python_version()}, load average {load:.2f} at start"
+    )
 
 
 def table(rows: list[tuple[str, str, str, str]]) -> str:
@@ -60,7 +74,9 @@ def main() -> None:
     out = table(rows)
     print(out)
     if args.write:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         DOC.write_text(
             "# Benchmarks\n\n"
             "Produced by `python bench/run.py --write` (every benchmark of the project, one table). Targets are the\n"
@@ -78,7 +94,7 @@ def suite_section(text: str | None = None) -> str:
     if start < 0:
         return ""
     end = text.find("\n## ", start + 1)
-    return "\n" + text[start + 1:end if end > 0 else None].rstrip("\n") + "\n"
+    return "\n" + text[start + 1 : end if end > 0 else None].rstrip("\n") + "\n"
 
 
 NOTES = """

@@ -29,8 +29,12 @@ def measure(slowest: int, failures_ok: bool) -> tuple[float, str, list[tuple[flo
     exits if the suite fails, unless `failures_ok`."""
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", f"--durations={slowest}", "-p", "no:cacheprovider"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", f"--durations={slowest}", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     if done.returncode and not failures_ok:
         sys.exit(f"the suite failed (exit {done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-2000:]}")
@@ -41,8 +45,11 @@ def measure(slowest: int, failures_ok: bool) -> tuple[float, str, list[tuple[flo
 
 
 def section(wall: float, summary: str, phases: list[tuple[float, str, str]], load: str) -> str:
-    ci = "with CI=true and the real SGLang parsers and Taplo, as .ci/run runs it" if os.environ.get("CI") == "true" \
+    ci = (
+        "with CI=true and the real SGLang parsers and Taplo, as .ci/run runs it"
+        if os.environ.get("CI") == "true"
         else "without CI=true (tests of tools this machine lacks are skipped)"
+    )
     rows = "\n".join(f"| `{test}` | {phase} | {seconds:.1f} s |" for seconds, phase, test in phases)
     return (
         "## Test suite\n"

@@ -17,8 +17,19 @@ __all__ = ["EXAMPLES", "IN_CI", "ROOT", "run_cli", "sglangc"]
 # Where the tests that wait on real processes (servers, installs, builds of venvs and wheels) live, the slowest
 # first. They are handed out first, so that a parallel run (pytest-xdist, `--dist load`) ends on quick tests
 # rather than on one long test; the rest keep their order.
-SLOW_FIRST = ("test_readme.py", "boot/", "test_bench.py", "test_wheel.py", "e2e/", "install/", "test_real_parser.py",
-              "test_catalog_tool.py", "bundle/", "fakes/", "test_editor.py")
+SLOW_FIRST = (
+    "test_readme.py",
+    "boot/",
+    "test_bench.py",
+    "test_wheel.py",
+    "e2e/",
+    "install/",
+    "test_real_parser.py",
+    "test_catalog_tool.py",
+    "bundle/",
+    "fakes/",
+    "test_editor.py",
+)
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

@@ -32,15 +32,12 @@ RUN_BY: dict[str, str] = {
 
 # A README command line that cannot run here → why (and what tests what it relies on).
 NOT_HERE: dict[str, str] = {
-    "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test]' && python -m pytest":
-        "the test suite itself: .ci/run runs this line, as written, on a fresh clone "
-        "(test_ci_runs_the_readme_test_command checks it is the same line)",
-    "docker exec -it infer-dev bash":
-        "no Docker engine here; the pieces of examples/infer-dev are run one by one (tests/test_infer_dev_example.py) "
-        "and the commands run inside the container are run by " + MANUAL,
-    "sglangc bundle --kind wheelhouse --environment default --output /data/workspace/sglang-offline-bundle.tar":
-        "downloads SGLang, Torch and the CUDA wheels (gigabytes) from PyPI; tests/bundle/test_bundle_wheelhouse.py "
-        "runs `sglangc bundle --kind wheelhouse` against local wheels",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -q -e '.[test]' && python -m pytest": "the test suite itself: .ci/run runs this line, as written, on a fresh clone "
+    "(test_ci_runs_the_readme_test_command checks it is the same line)",
+    "docker exec -it infer-dev bash": "no Docker engine here; the pieces of examples/infer-dev are run one by one (tests/test_infer_dev_example.py) "
+    "and the commands run inside the container are run by " + MANUAL,
+    "sglangc bundle --kind wheelhouse --environment default --output /data/workspace/sglang-offline-bundle.tar": "downloads SGLang, Torch and the CUDA wheels (gigabytes) from PyPI; tests/bundle/test_bundle_wheelhouse.py "
+    "runs `sglangc bundle --kind wheelhouse` against local wheels",
 }
 
 
@@ -55,8 +52,11 @@ def code_blocks(path: Path = README) -> list[tuple[str, str]]:
 
 def bash_blocks(path: Path = README) -> list[list[str]]:
     """The command lines of every shell block, comments stripped."""
-    return [[re.sub(r"\s+#.*$", "", line).strip() for line in text.splitlines() if line.strip()]
-            for language, text in code_blocks(path) if language in SHELLS]
+    return [
+        [re.sub(r"\s+#.*$", "", line).strip() for line in text.splitlines() if line.strip()]
+        for language, text in code_blocks(path)
+        if language in SHELLS
+    ]
 
 
 def commands() -> list[str]:
@@ -93,8 +93,13 @@ def setup_on_a_fresh_copy(work: Path) -> None:
     newcomer's machine): the tests that need it share one run (the `fresh_setup` fixture)."""
     (line,) = run_by(SETUP)
     copy = work / "sglangc"
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file() and not source.is_symlink():
@@ -103,8 +108,14 @@ def setup_on_a_fresh_copy(work: Path) -> None:
             (copy / name).chmod(source.stat().st_mode & 0o777)
     out = work / "artifacts"
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    done = subprocess.run(["bash", "-c", line.replace("/tmp/sglang-artifacts", str(out))], cwd=copy, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["bash", "-c", line.replace("/tmp/sglang-artifacts", str(out))],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     result = {"returncode": done.returncode, "stdout": done.stdout, "stderr": done.stderr}
     (work / "result.json").write_text(json.dumps(result), encoding="utf-8")
 

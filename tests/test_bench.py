@@ -11,9 +11,13 @@ import pytest
 from support import ROOT
 
 MODULES = sorted(p.stem for p in (ROOT / "bench").glob("bench_*.py"))
-ROW = {"bench_check": "| check GLM-4.7 example, median wall | ≤ ", "bench_compile": "| compile GLM-4.7 example",
-       "bench_hostile": "| check of ", "bench_runtime": "| entry-hook.sh, gates off, executed (median) | ≤ 20 ms |",
-       "bench_install": "| install: unchanged re-run, "}
+ROW = {
+    "bench_check": "| check GLM-4.7 example, median wall | ≤ ",
+    "bench_compile": "| compile GLM-4.7 example",
+    "bench_hostile": "| check of ",
+    "bench_runtime": "| entry-hook.sh, gates off, executed (median) | ≤ 20 ms |",
+    "bench_install": "| install: unchanged re-run, ",
+}
 
 
 def test_every_benchmark_is_run_by_the_entry_point() -> None:
@@ -27,8 +31,12 @@ def test_every_benchmark_is_run_by_the_entry_point() -> None:
 
 @pytest.mark.parametrize("module", MODULES)
 def test_benchmark_prints_its_rows(module: str) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", module],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--only", module],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[:2] == ["| figure | target | measured | ratio / note |", "|---|---|---|---|"]

@@ -21,8 +21,9 @@ def taplo() -> str:
 
 
 def _lint(taplo: str, *paths: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([taplo, "lint", *map(str, paths)], capture_output=True, text=True, cwd=paths[0].parent,
-                          check=False)
+    return subprocess.run(
+        [taplo, "lint", *map(str, paths)], capture_output=True, text=True, cwd=paths[0].parent, check=False
+    )
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,7 @@ def dumps(doc: dict[str, t.Any]) -> str:
 def test_writer_round_trips() -> None:
     from sglangc.load import tomllib
 
-    doc = {"a": "x\"\\\n\u0085\u2028é", "b": [1, 2.5, True, "s"], "c": {"": {"d": -0.0}}, "e": float("inf")}
+    doc = {"a": 'x"\\\n\u0085\u2028é', "b": [1, 2.5, True, "s"], "c": {"": {"d": -0.0}}, "e": float("inf")}
     assert tomllib.loads(dumps(doc)) == doc
 
 
@@ -110,14 +110,21 @@ def test_writer_round_trips() -> None:
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 SCALARS = st.one_of(
-    st.booleans(), INT64, st.integers(-3, 40), st.floats(), st.text(max_size=12),
+    st.booleans(),
+    INT64,
+    st.integers(-3, 40),
+    st.floats(),
+    st.text(max_size=12),
     st.sampled_from([Raw("1979-05-27"), Raw("07:32:00"), Raw("1979-05-27T07:32:00Z"), Raw("1979-05-27T07:32:00")]),
 )
 ANY = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-HOSTILE = st.sampled_from(["", " ", "a b", "a:b", "a/b", "A", "-a", "ä", "$(id)", "a\nb", "a\u0085", "a\u2028", "x" * 41])
+HOSTILE = st.sampled_from(
+    ["", " ", "a b", "a:b", "a/b", "A", "-a", "ä", "$(id)", "a\nb", "a\u0085", "a\u2028", "x" * 41]
+)
 NAMES = st.one_of(
     st.sampled_from(["a", "b", "c", "glm47", "x-1", "m_2", "0"]),
     st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True),
@@ -128,14 +135,19 @@ NAMES = st.one_of(
 
 WHOLE_FLOATS = st.integers(0, 8).map(float)  # 2.0 is a float in TOML, whatever JSON Schema thinks
 PORTS = st.one_of(st.integers(29998, 30004), st.integers(-1, 65536), INT64, st.integers(30000, 30002).map(float))
-GPU_IDS = st.one_of(st.just("auto"), st.lists(st.integers(-1, 9), max_size=9), st.lists(st.integers(0, 3), max_size=4),
-                    st.lists(st.one_of(st.integers(0, 8), WHOLE_FLOATS), min_size=1, max_size=2))
+GPU_IDS = st.one_of(
+    st.just("auto"),
+    st.lists(st.integers(-1, 9), max_size=9),
+    st.lists(st.integers(0, 3), max_size=4),
+    st.lists(st.one_of(st.integers(0, 8), WHOLE_FLOATS), min_size=1, max_size=2),
+)
 SIZES = st.one_of(st.integers(1, 4), st.integers(-1, 2000), WHOLE_FLOATS)
 FRACTIONS = st.one_of(st.floats(0.05, 0.6), st.floats(-0.5, 1.5), st.floats(allow_nan=True, allow_infinity=True))
 HOSTS = st.one_of(st.sampled_from(["127.0.0.1", "0.0.0.0", "localhost", "10.0.0.1", "::", ""]), st.text(max_size=10))
 PARSER = st.one_of(st.sampled_from(PARSERS), st.text(max_size=8))
 ENV_KEYS = st.one_of(
-    st.sampled_from(["HF_HOME", "HF_TOKEN", "CUDA_VISIBLE_DEVICES", "A", "_x", "1A", "A-B"]), st.text(max_size=8))
+    st.sampled_from(["HF_HOME", "HF_TOKEN", "CUDA_VISIBLE_DEVICES", "A", "_x", "1A", "A-B"]), st.text(max_size=8)
+)
 ENV_VALUES = st.one_of(st.text(max_size=12), st.integers(), st.floats(), st.booleans())
 FLAG_KEYS = st.one_of(
     st.sampled_from(FLAGS),
@@ -143,7 +155,10 @@ FLAG_KEYS = st.one_of(
     st.text(max_size=10),
 )
 FLAG_VALUES = st.one_of(
-    st.booleans(), st.integers(-2, 9), st.floats(-1, 2), st.sampled_from(["auto", "128k", "{}", "[]", '{"a": 1}', "x"]),
+    st.booleans(),
+    st.integers(-2, 9),
+    st.floats(-1, 2),
+    st.sampled_from(["auto", "128k", "{}", "[]", '{"a": 1}', "x"]),
     st.lists(st.one_of(st.integers(0, 8), st.text(max_size=4)), max_size=3),
     st.dictionaries(st.text(max_size=4), st.one_of(st.integers(), st.booleans(), st.text(max_size=4)), max_size=2),
     ANY,
@@ -151,7 +166,8 @@ FLAG_VALUES = st.one_of(
 
 
 LEGAL_TEXT = st.text(
-    st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="\u2028\u2029"), min_size=1, max_size=16)
+    st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="\u2028\u2029"), min_size=1, max_size=16
+)
 SKIP_DESTS = {"pp_size", "attn_dp_size", "enable_dp_attention"}  # change the GPU count; covered by the case folders
 
 
@@ -181,9 +197,12 @@ def _flag_values(option: t.Any) -> st.SearchStrategy[t.Any] | None:
 
 FLAG_STRATEGIES = {name: v for name, o in sorted(CATALOG.options.items()) if (v := _flag_values(o)) is not None}
 CLEAN_SERVER_ARGS = st.lists(st.sampled_from(sorted(FLAG_STRATEGIES)), unique=True, max_size=4).flatmap(
-    lambda keys: st.fixed_dictionaries({k: FLAG_STRATEGIES[k] for k in keys}))
-VALID_NAMES = st.one_of(st.sampled_from(["a", "b", "c", "glm47", "x-1", "m_2", "0"]),
-                        st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True))
+    lambda keys: st.fixed_dictionaries({k: FLAG_STRATEGIES[k] for k in keys})
+)
+VALID_NAMES = st.one_of(
+    st.sampled_from(["a", "b", "c", "glm47", "x-1", "m_2", "0"]),
+    st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True),
+)
 
 # Field by field: what a mutation may put there (right type or not).
 INSTANCE_FIELDS: dict[str, st.SearchStrategy[t.Any]] = {
@@ -240,7 +259,7 @@ def clean_config(draw: st.DrawFn) -> dict[str, t.Any]:
         if draw(st.integers(0, 4)) == 0:
             inst["enable"] = draw(st.booleans())
         earlier = names[:index]
-        if earlier and draw(st.booleans()):
+        if earlier and bool(draw(st.booleans())):
             inst["depends_on"] = draw(st.lists(st.sampled_from(earlier), unique=True, max_size=2))
         if draw(st.booleans()):
             inst["served_model_name"] = draw(LEGAL_TEXT)
@@ -253,8 +272,15 @@ def clean_config(draw: st.DrawFn) -> dict[str, t.Any]:
         if draw(st.integers(0, 3)) == 0:
             inst["api_key_env"] = "SGLANG_API_KEY"
         if draw(st.booleans()):
-            inst["env"] = draw(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,6}", fullmatch=True).filter(
-                lambda k: k != "CUDA_VISIBLE_DEVICES"), st.one_of(LEGAL_TEXT, st.integers(), st.booleans()), max_size=3))
+            inst["env"] = draw(
+                st.dictionaries(
+                    st.from_regex(r"[A-Z_][A-Z0-9_]{0,6}", fullmatch=True).filter(
+                        lambda k: k != "CUDA_VISIBLE_DEVICES"
+                    ),
+                    st.one_of(LEGAL_TEXT, st.integers(), st.booleans()),
+                    max_size=3,
+                )
+            )
         inst["server_args"] = draw(CLEAN_SERVER_ARGS)
         doc["instances"][name] = inst
     return doc
@@ -297,11 +323,48 @@ def configs(draw: st.DrawFn) -> dict[str, t.Any]:
     return doc
 
 
-TOKENS = st.sampled_from([
-    "[", "]", "[[", "]]", "{", "}", "=", ",", ".", '"', "'", '"""', "\n", " ", "#", "\\", "instances", "master",
-    "a", "model_path", "gpu_ids", "port", "version", "1", "-1", "1.5", "true", "nan", "inf", '"auto"', '"x"',
-    "1979-05-27", "server_args", "depends_on", "\t", "\u0085", "\u2028", "\x00",
-])
+TOKENS = st.sampled_from(
+    [
+        "[",
+        "]",
+        "[[",
+        "]]",
+        "{",
+        "}",
+        "=",
+        ",",
+        ".",
+        '"',
+        "'",
+        '"""',
+        "\n",
+        " ",
+        "#",
+        "\\",
+        "instances",
+        "master",
+        "a",
+        "model_path",
+        "gpu_ids",
+        "port",
+        "version",
+        "1",
+        "-1",
+        "1.5",
+        "true",
+        "nan",
+        "inf",
+        '"auto"',
+        '"x"',
+        "1979-05-27",
+        "server_args",
+        "depends_on",
+        "\t",
+        "\u0085",
+        "\u2028",
+        "\x00",
+    ]
+)
 
 
 # --------------------------------------------------------------------------- (a) junk input

@@ -51,7 +51,7 @@ def test_compose_matches_the_config_and_the_contract(tmp_path: Path) -> None:
 
 def test_dockerfile_compile_step_runs(tmp_path: Path) -> None:
     text = (EXAMPLE / "Dockerfile.stage2").read_text()
-    (command,) = [line[len("RUN "):] for line in text.splitlines() if line.startswith("RUN sglangc")]
+    (command,) = [line[len("RUN ") :] for line in text.splitlines() if line.startswith("RUN sglangc")]
     assert f"-o {DIR}" in command
     assert re.search(rf"COPY --from=\S+ {DIR} {DIR}", text)
     out = tmp_path / "soft-app-sglang"
@@ -61,8 +61,9 @@ def test_dockerfile_compile_step_runs(tmp_path: Path) -> None:
 
 
 def test_entrypoint_line_keeps_a_strict_entrypoint_booting(tmp_path: Path) -> None:
-    (line,) = [x for x in (EXAMPLE / "infer-dev-entry.sh.patch").read_text().splitlines()
-               if x and not x.startswith("#")]
+    (line,) = [
+        x for x in (EXAMPLE / "infer-dev-entry.sh.patch").read_text().splitlines() if x and not x.startswith("#")
+    ]
     out = tmp_path / "app"
     subprocess.run(["sglangc", "compile", str(CONFIG), "-o", str(out)], check=True, capture_output=True)
     for hook_dir, present in ((out, True), (tmp_path / "missing", False)):

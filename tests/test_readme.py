@@ -67,17 +67,27 @@ def test_readme_bundle_commands(tmp_path: Path) -> None:
     """`sglangc bundle` as the README shows it: the pixi-pack kind through the pixi and pixi-pack stand-ins."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
-    env = {**os.environ, "PATH": f"{FAKES_BIN}{os.pathsep}{os.environ['PATH']}", "PIXI_STANDIN_WHEELS": str(wheels),
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PATH": f"{FAKES_BIN}{os.pathsep}{os.environ['PATH']}",
+        "PIXI_STANDIN_WHEELS": str(wheels),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
     for n, line in enumerate(run_by(BUNDLE)):
         out = tmp_path / f"workspace-{n}" / "sglang-offline-bundle.tar"
         out.parent.mkdir()
         assert "/data/workspace/sglang-offline-bundle.tar" in line
-        done = subprocess.run(["bash", "-c", line.replace("/data/workspace/sglang-offline-bundle.tar", str(out))],
-                              env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            ["bash", "-c", line.replace("/data/workspace/sglang-offline-bundle.tar", str(out))],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
-        check = subprocess.run(["sha256sum", "-c", f"{out.name}.sha256"], cwd=out.parent, capture_output=True,
-                               text=True)
+        check = subprocess.run(
+            ["sha256sum", "-c", f"{out.name}.sha256"], cwd=out.parent, capture_output=True, text=True
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         listing = subprocess.run(["tar", "-tf", str(out)], capture_output=True, text=True, check=True).stdout.split()
         assert "pixi-pack.json" in listing and "environment.yml" in listing

@@ -57,7 +57,9 @@ def test_schema_command_prints_the_packaged_schema() -> None:
 def test_config_reference_is_up_to_date() -> None:
     result = run_cli("schema", "--format", "markdown")
     doc = (ROOT / "docs" / "config-reference.md").read_text()
-    assert result.stdout == doc, "docs/config-reference.md is stale: sglangc schema --format markdown > docs/config-reference.md"
+    assert result.stdout == doc, (
+        "docs/config-reference.md is stale: sglangc schema --format markdown > docs/config-reference.md"
+    )
 
 
 @pytest.mark.parametrize("example", sorted((ROOT / "model-configs").glob("*.toml")), ids=lambda p: p.name)

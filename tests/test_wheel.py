@@ -15,9 +15,14 @@ import pytest
 from readme import FreshSetup
 from support import EXAMPLES, ROOT
 
-NEEDED = ("sglangc/schema/sglang-config.schema.json", "sglangc/emit_templates/launch.sh.j2",
-          "sglangc/emit_templates/runtime/runner.sh", "sglangc/emit_templates/runtime/prelude.sh",
-          "sglangc/emit_templates/pixi/pixi.toml", "sglangc/catalogs/sglang-0.5.23.json")
+NEEDED = (
+    "sglangc/schema/sglang-config.schema.json",
+    "sglangc/emit_templates/launch.sh.j2",
+    "sglangc/emit_templates/runtime/runner.sh",
+    "sglangc/emit_templates/runtime/prelude.sh",
+    "sglangc/emit_templates/pixi/pixi.toml",
+    "sglangc/catalogs/sglang-0.5.23.json",
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +54,9 @@ def test_installed_wheel_checks_and_compiles_outside_the_checkout(installed: Pat
         done = subprocess.run([sglangc, "check", example.name], cwd=outside, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert ": ok: " in done.stdout
-    done = subprocess.run([sglangc, "compile", EXAMPLES[0].name, "-o", str(outside / "out")], cwd=outside,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sglangc, "compile", EXAMPLES[0].name, "-o", str(outside / "out")], cwd=outside, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "warning" not in done.stderr, "the wheel's dependencies bring the whole lint gate (shellcheck, supervisor)"
     assert (outside / "out" / "pixi" / "pixi.toml").read_text() == (ROOT / "emit_templates/pixi/pixi.toml").read_text()

@@ -44,10 +44,26 @@ def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (template / "pixi.toml").write_text(
             '[workspace]\nname = "boot-test"\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n\n'
             '[dependencies]\npython = "3.11.*"\nsupervisor = "*"\npyyaml = "*"\n\n'
-            '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n')
-        run(["sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output",
-             str(work / "sglang-offline-bundle.tar"), "--find-links", str(wheels), "--no-index", "--cache-dir",
-             str(work / "cache")], timeout=300)
+            '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n'
+        )
+        run(
+            [
+                "sglangc",
+                "bundle",
+                "--kind",
+                "wheelhouse",
+                "--template",
+                str(template),
+                "--output",
+                str(work / "sglang-offline-bundle.tar"),
+                "--find-links",
+                str(wheels),
+                "--no-index",
+                "--cache-dir",
+                str(work / "cache"),
+            ],
+            timeout=300,
+        )
 
     return built_once(tmp_path_factory, "boot-host-bundle", build) / "sglang-offline-bundle.tar"
 
@@ -62,7 +78,9 @@ def container(tmp_path: Path, host_bundle: Path):
     ports = free_ports(2)
     text = EXAMPLE.read_text().replace('"/llm-models/', f'"{root}/llm-models/')
     text = text.replace("port = 30000", f"port = {ports[0]}").replace("port = 30001", f"port = {ports[1]}")
-    text = text.replace("[master]\n", f'[master]\nruntime_dir = "{runtime}/run"\nlog_dir = "{root}/logs"\nstart_seconds = 2\n', 1)
+    text = text.replace(
+        "[master]\n", f'[master]\nruntime_dir = "{runtime}/run"\nlog_dir = "{root}/logs"\nstart_seconds = 2\n', 1
+    )
     config = tmp_path / EXAMPLE.name
     config.write_text(text)
     models = {line.split('"')[1] for line in text.splitlines() if line.startswith("model_path")}
@@ -93,15 +111,19 @@ def container(tmp_path: Path, host_bundle: Path):
     shutil.rmtree(runtime, ignore_errors=True)
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 60,
-        ok: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 60, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
     """A command of the boot; the test fails if it has not finished after `timeout` seconds (or, with `ok`,
     if it exits non-zero)."""
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as expired:
-        pytest.fail(f"{argv[-1] if argv[0] == 'bash' else argv[0]} did not finish within {timeout:g} s\n"
-                    f"{expired.stdout!r}\n{expired.stderr!r}", pytrace=False)
+        pytest.fail(
+            f"{argv[-1] if argv[0] == 'bash' else argv[0]} did not finish within {timeout:g} s\n"
+            f"{expired.stdout!r}\n{expired.stderr!r}",
+            pytrace=False,
+        )
     if ok:
         assert done.returncode == 0, f"{argv}: exit {done.returncode}\n{done.stdout}{done.stderr}"
     return done
@@ -109,7 +131,9 @@ def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 
 
 def _boot(app: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The container entrypoint: strict bash that sources the hook, then goes on."""
-    entry = f"set -euo pipefail\nif [ -f {app}/entry-hook.sh ]; then . {app}/entry-hook.sh; fi\necho entrypoint-continues\n"
+    entry = (
+        f"set -euo pipefail\nif [ -f {app}/entry-hook.sh ]; then . {app}/entry-hook.sh; fi\necho entrypoint-continues\n"
+    )
     return run(["bash", "-c", entry], env=env, timeout=timeout)
 
 
@@ -126,16 +150,23 @@ def _serving(app: Path, env: dict[str, str], ports: list[int]) -> None:
         status, reply = _chat(port, {"model": "glm-4.7-flash", "messages": [{"role": "user", "content": "hello"}]})
         assert status == 200 and reply["choices"][0]["message"]["content"]
     prefix = Path(env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]) / ".pixi/envs/default"
-    programs = run([str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "status"], timeout=30,
-                   ok=False)
+    programs = run(
+        [str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "status"], timeout=30, ok=False
+    )
     lines = [line.split() for line in programs.stdout.splitlines()]
-    assert sorted((w[0], w[1]) for w in lines) == [("sglang:sglang-flash-a", "RUNNING"),
-                                                    ("sglang:sglang-flash-b", "RUNNING")], programs.stdout
+    assert sorted((w[0], w[1]) for w in lines) == [
+        ("sglang:sglang-flash-a", "RUNNING"),
+        ("sglang:sglang-flash-b", "RUNNING"),
+    ], programs.stdout
 
 
 def _gone(root: Path, runtime: Path) -> None:
-    wait_for(lambda: not processes_with(str(root), str(runtime)), 10, "every process of the container to end",
-             detail=lambda: f"left: {processes_with(str(root), str(runtime))}")
+    wait_for(
+        lambda: not processes_with(str(root), str(runtime)),
+        10,
+        "every process of the container to end",
+        detail=lambda: f"left: {processes_with(str(root), str(runtime))}",
+    )
 
 
 def test_container_boots_installs_serves_restarts_and_stops(container) -> None:

@@ -40,7 +40,10 @@ def test_packaged_template_bundle(host: Host) -> None:
     names = members(out)
     assert names[:2] == ["pixi-pack.json", "environment.yml"]
     assert json.loads(read_member(out, "pixi-pack.json")) == {
-        "version": "1", "pixi-pack-version": "0.7.10", "platform": "linux-64"}
+        "version": "1",
+        "pixi-pack-version": "0.7.10",
+        "platform": "linux-64",
+    }
     assert "channel/linux-64/repodata.json" in names and "pypi/sglang-0.5.10.post1-py3-none-any.whl" in names
     assert any(n.startswith("channel/noarch/supervisor-") for n in names)
     assert any(n.startswith("channel/linux-64/pyyaml-") for n in names)
@@ -48,8 +51,16 @@ def test_packaged_template_bundle(host: Host) -> None:
     assert host.commands() == ["pixi lock", "pixi-pack"]  # no lock to check: locked at once
     pack = host.runs()[-1]["argv"]
     partial = pack[pack.index("--output-file") + 1]
-    assert pack[:8] == ["--environment", "default", "--platform", "linux-64", "--use-cache",
-                        str(host.cache / "pixi-pack"), "--output-file", partial]
+    assert pack[:8] == [
+        "--environment",
+        "default",
+        "--platform",
+        "linux-64",
+        "--use-cache",
+        str(host.cache / "pixi-pack"),
+        "--output-file",
+        partial,
+    ]
     assert Path(partial).parent == host.tmp and not Path(partial).exists()
     assert pack[-1].endswith("/pixi.toml") and not pack[-1].startswith(str(Path(str(PACKAGED))))
     # the packaged template is never written to; the work dir is gone; only the bundle and its sha256 are new
@@ -106,7 +117,9 @@ def test_template_dot_pixi_is_not_copied_nor_touched(host: Host) -> None:
     result = host.bundle("--template", str(template), "-o", "b.tar")
     assert result.exit_code == 0, result.stderr
     assert sorted(p.relative_to(template / ".pixi").as_posix() for p in (template / ".pixi").rglob("*")) == [
-        "envs", "envs/default"]
+        "envs",
+        "envs/default",
+    ]
 
 
 def test_other_environment_and_unknown_environment(host: Host) -> None:
@@ -138,7 +151,8 @@ def test_pixi_missing(host: Host) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "sglangc: pixi not found on PATH: install it from https://pixi.sh "
-        "(curl -fsSL https://pixi.sh/install.sh | bash)")
+        "(curl -fsSL https://pixi.sh/install.sh | bash)"
+    )
     assert not list(host.tmp.glob("*.tar*")) and list((host.cache / "tmp").iterdir()) == []
 
 
@@ -148,7 +162,8 @@ def test_pixi_pack_missing(host: Host) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == (
         "sglangc: pixi-pack not found on PATH: install it with `pixi global install pixi-pack pixi-unpack`, "
-        "or take the static binaries from https://github.com/Quantco/pixi-pack/releases")
+        "or take the static binaries from https://github.com/Quantco/pixi-pack/releases"
+    )
     assert host.runs() == []  # nothing ran
 
 
@@ -158,7 +173,7 @@ def test_pixi_pack_failure_shows_its_last_lines(host: Host) -> None:
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
     start = lines.index("sglangc: pixi-pack failed (exit 1); its last 15 lines:")
-    tail = lines[start + 1:]
+    tail = lines[start + 1 :]
     assert len(tail) == 15 and all(line.startswith("  | ") for line in tail)
     assert tail[-1] == "  | Error: stand-in failure injected (PIXI_STANDIN_FAIL=pack)"
     assert tail[0] == "  | stand-in pack: output line 6 of 20"
@@ -204,7 +219,7 @@ def test_output_replaced_as_a_whole(host: Host) -> None:
 def test_bundle_without_supervisor_is_refused(host: Host) -> None:
     template = user_template(host)
     text = (template / "pixi.toml").read_text()
-    (template / "pixi.toml").write_text(text.replace("supervisor = \"*\"", "# no supervisor"))
+    (template / "pixi.toml").write_text(text.replace('supervisor = "*"', "# no supervisor"))
     assert "supervisor" not in tomllib.loads((template / "pixi.toml").read_text())["dependencies"]
     result = host.bundle("--template", str(template), "-o", "b.tar")
     assert result.exit_code == 1
@@ -216,8 +231,10 @@ def test_usage_errors(host: Host) -> None:
     for args, words in [
         (["--find-links", "x"], "--find-links: only with --kind wheelhouse"),
         (["--no-index", "--find-links", "x"], "--find-links, --no-index: only with --kind wheelhouse"),
-        (["--kind", "wheelhouse", "--rattler-config", str(FAKES / "pixi")],
-         "--rattler-config: only with --kind pixi-pack"),
+        (
+            ["--kind", "wheelhouse", "--rattler-config", str(FAKES / "pixi")],
+            "--rattler-config: only with --kind pixi-pack",
+        ),
         (["--kind", "wheelhouse", "--no-index"], "--no-index needs --find-links"),
         (["--template", str(FAKES)], "no pixi.toml in it"),
     ]:
@@ -232,7 +249,8 @@ def test_template_own_pixi_config_is_used(host: Host) -> None:
     template = user_template(host)
     (template / ".pixi").mkdir()
     (template / ".pixi" / "config.toml").write_text(
-        '[mirrors]\n"https://conda.anaconda.org/conda-forge" = ["https://m.example/cf"]\n')
+        '[mirrors]\n"https://conda.anaconda.org/conda-forge" = ["https://m.example/cf"]\n'
+    )
     result = host.bundle("--template", str(template), "-o", "b.tar", "-v")
     assert result.exit_code == 0, result.stderr
     pack = host.runs()[-1]["argv"]
@@ -259,8 +277,13 @@ def test_second_bundle_of_the_same_file_waits(host: Host) -> None:
     sglangc = Path(sys.executable).parent / "sglangc"
     held = open(lock, "w")  # noqa: SIM115 - closed below, once the second bundle is seen waiting
     fcntl.flock(held, fcntl.LOCK_EX)
-    proc = subprocess.Popen([str(sglangc), "bundle", "--cache-dir", str(host.cache), "-o", str(out)], cwd=host.tmp,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(sglangc), "bundle", "--cache-dir", str(host.cache), "-o", str(out)],
+        cwd=host.tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()

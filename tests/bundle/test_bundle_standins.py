@@ -18,8 +18,9 @@ TEMPLATE = (resources.files("sglangc.emit_templates") / "pixi" / "pixi.toml").re
 
 
 def run(*argv: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(FAKES / argv[0]), *argv[1:]], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [str(FAKES / argv[0]), *argv[1:]], cwd=cwd, capture_output=True, text=True, env={**os.environ, **env}
+    )
 
 
 def project(host: Host, text: str = TEMPLATE) -> Path:
@@ -56,13 +57,25 @@ def test_lock_check_and_staleness(host: Host) -> None:
 def test_pack_layout(host: Host) -> None:
     p = project(host)
     assert run("pixi", "lock", cwd=p).returncode == 0
-    done = run("pixi-pack", "-e", "default", "-p", "linux-64", "-o", str(host.tmp / "env.tar"), "--use-cache",
-               str(host.tmp / "c"), str(p / "pixi.toml"), cwd=host.tmp)
+    done = run(
+        "pixi-pack",
+        "-e",
+        "default",
+        "-p",
+        "linux-64",
+        "-o",
+        str(host.tmp / "env.tar"),
+        "--use-cache",
+        str(host.tmp / "c"),
+        str(p / "pixi.toml"),
+        cwd=host.tmp,
+    )
     assert done.returncode == 0, done.stderr
     names = members(host.tmp / "env.tar")
     assert names[:2] == ["pixi-pack.json", "environment.yml"]
     assert read_member(host.tmp / "env.tar", "pixi-pack.json") == (
-        b'{"version":"1","pixi-pack-version":"0.7.10","platform":"linux-64"}')
+        b'{"version":"1","pixi-pack-version":"0.7.10","platform":"linux-64"}'
+    )
     yml = read_member(host.tmp / "env.tar", "environment.yml").decode()
     assert yml.startswith("channels:\n- ./channel\n- nodefaults\ndependencies:\n")
     assert "- pip:\n  - --no-index\n  - --find-links ./pypi\n" in yml and "  - sglang==0.5.10.post1\n" in yml
@@ -71,8 +84,7 @@ def test_pack_layout(host: Host) -> None:
     assert {"channel/linux-64/repodata.json", "pypi/sglang-0.5.10.post1-py3-none-any.whl"} <= set(names)
     assert (host.tmp / "c" / "CACHEDIR.TAG").is_file() and (host.tmp / "c" / "pypi").is_dir()
     assert "downloading" in done.stderr
-    again = run("pixi-pack", "-o", str(host.tmp / "env2.tar"), "--use-cache", str(host.tmp / "c"), str(p),
-                cwd=host.tmp)
+    again = run("pixi-pack", "-o", str(host.tmp / "env2.tar"), "--use-cache", str(host.tmp / "c"), str(p), cwd=host.tmp)
     assert "downloading" not in again.stderr and "cache hit: noarch/supervisor-" in again.stderr
     assert (host.tmp / "env2.tar").read_bytes() == (host.tmp / "env.tar").read_bytes()
     nolock = run("pixi-pack", str(host.tmp), cwd=host.tmp)
@@ -102,18 +114,37 @@ def test_relock_route_offline_install(host: Host) -> None:
     pypi = [e["pypi"] for e in lock["environments"]["default"]["packages"]["linux-64"] if "pypi" in e]
     assert pypi and all(x.startswith("./pypi/") for x in pypi)
 
-    installed = run("pixi", "install", "--frozen", "-e", "default", "--manifest-path", str(target / "pixi.toml"),
-                    cwd=host.tmp, **offline)
+    installed = run(
+        "pixi",
+        "install",
+        "--frozen",
+        "-e",
+        "default",
+        "--manifest-path",
+        str(target / "pixi.toml"),
+        cwd=host.tmp,
+        **offline,
+    )
     assert installed.returncode == 0, installed.stderr
     prefix = target / ".pixi" / "envs" / "default"
-    out = subprocess.run([str(prefix / "bin" / "python"), "-c",
-                          "import sglang, torch, supervisor_standin_extra; "
-                          "print(sglang.__version__, torch.__version__, torch.cuda.is_available())"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            str(prefix / "bin" / "python"),
+            "-c",
+            "import sglang, torch, supervisor_standin_extra; "
+            "print(sglang.__version__, torch.__version__, torch.cuda.is_available())",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.split() == ["0.5.10.post1", "2.9.1", "False"], out.stderr
     assert sorted(f.name for f in (prefix / "conda-meta").iterdir()) == [
-        "pip-1.0.0-standin_0.json", "pixi", "python-3.12.0-standin_0.json", "pyyaml-1.0.0-standin_0.json",
-        "supervisor-1.0.0-standin_0.json"]
+        "pip-1.0.0-standin_0.json",
+        "pixi",
+        "python-3.12.0-standin_0.json",
+        "pyyaml-1.0.0-standin_0.json",
+        "supervisor-1.0.0-standin_0.json",
+    ]
 
     (target / "channel" / "noarch" / "pip-1.0.0-standin_0.conda").unlink()  # a moved or broken channel
     broken = run("pixi", "install", "--frozen", "-e", "default", "-m", str(target), cwd=host.tmp, **offline)

@@ -31,6 +31,7 @@ def projects(tmp_path_factory) -> dict[str, Path]:
     assert CATALOG.exists(), f"{CATALOG} is missing"
     if shutil.which("supervisord", path=SYSTEM_PATH):
         pytest.fail(f"a supervisord on {SYSTEM_PATH}: the fallback mode cannot be tested here")
+
     def build(base: Path) -> None:
         make_project(base / "with-supervisor", supervisor=True)
         make_project(base / "plain", supervisor=False)
@@ -88,12 +89,20 @@ class Deployment:
         """check-and-run-sglang.sh ARGS…; the test fails if it has not finished after `timeout` seconds."""
         try:
             return subprocess.run(
-                ["bash", str(self.runner_path), *args], env=env or self.env, cwd=self.root, stdin=subprocess.DEVNULL,
-                capture_output=True, text=True, timeout=timeout, check=False,
+                ["bash", str(self.runner_path), *args],
+                env=env or self.env,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired:
-            pytest.fail(f"check-and-run-sglang.sh {' '.join(args)} did not finish within {timeout:g} s\n"
-                        f"{self.all_logs()}", pytrace=False)
+            pytest.fail(
+                f"check-and-run-sglang.sh {' '.join(args)} did not finish within {timeout:g} s\n{self.all_logs()}",
+                pytrace=False,
+            )
 
     def run_ok(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         done = self.runner(*args, timeout=timeout)
@@ -149,8 +158,17 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
     made: list[Deployment] = []
     run_dirs: list[Path] = []
 
-    def make(instances: str, names: t.Sequence[str], *, mode: str, master: str = "", env: dict | None = None,
-             project: Path | None = None, log_name: str = "logs", run_name: str = "run") -> Deployment:
+    def make(
+        instances: str,
+        names: t.Sequence[str],
+        *,
+        mode: str,
+        master: str = "",
+        env: dict | None = None,
+        project: Path | None = None,
+        log_name: str = "logs",
+        run_name: str = "run",
+    ) -> Deployment:
         run_dir = Path(tempfile.mkdtemp(prefix="sg-", dir="/tmp"))
         run_dirs.append(run_dir)
         model = tmp_path / "model"
@@ -161,20 +179,22 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
         fields.update({f"port_{n}": str(p) for n, p in ports.items()})
         fields.update({f"record_{n}": str(tmp_path / f"record-{n}.json") for n in names})
         log_dir = tmp_path / log_name
-        text = "\n".join([
-            "version = 1",
-            'sglang_version = "0.5.23"',
-            "[master]",
-            f"pixi_project_dir = {toml_str(str(project or projects[mode]))}",
-            f"log_dir = {toml_str(str(log_dir))}",
-            f"runtime_dir = {toml_str(str(run_dir / run_name))}",
-            "start_seconds = 1",
-            "start_retries = 1",
-            "stop_timeout = 5",
-            "ready_timeout = 60",
-            master,
-            fill(instances, fields),
-        ])
+        text = "\n".join(
+            [
+                "version = 1",
+                'sglang_version = "0.5.23"',
+                "[master]",
+                f"pixi_project_dir = {toml_str(str(project or projects[mode]))}",
+                f"log_dir = {toml_str(str(log_dir))}",
+                f"runtime_dir = {toml_str(str(run_dir / run_name))}",
+                "start_seconds = 1",
+                "start_retries = 1",
+                "stop_timeout = 5",
+                "ready_timeout = 60",
+                master,
+                fill(instances, fields),
+            ]
+        )
         config = tmp_path / "config.toml"
         config.write_text(text, encoding="utf-8")
         out = tmp_path / "out"

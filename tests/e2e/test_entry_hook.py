@@ -24,7 +24,9 @@ snapshot() {
 }
 """
 
-CALLER = STATE + r"""
+CALLER = (
+    STATE
+    + r"""
 set -euo pipefail
 trap 'echo caller-trap' USR1
 before=$(snapshot)
@@ -33,12 +35,20 @@ echo "still-here status=$?"
 after=$(snapshot)
 if [ "$before" = "$after" ]; then echo state-unchanged; else diff <(echo "$before") <(echo "$after") >&2; fi
 """
+)
 
 
 def source_hook(dep: Deployment, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "-c", CALLER, "caller", str(dep.out / "entry-hook.sh")], env={**dep.env, **env},
-                          cwd=dep.root, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        ["bash", "-c", CALLER, "caller", str(dep.out / "entry-hook.sh")],
+        env={**dep.env, **env},
+        cwd=dep.root,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def assert_caller_went_on(done: subprocess.CompletedProcess) -> None:
@@ -63,8 +73,9 @@ def test_gates_off(deploy):
         done = source_hook(dep, {"AUTO_INFER_SGLANG_BUNDLE_ON_BOOT": value, "AUTO_INFER_SGLANG_ON_BOOT": value})
         assert_caller_went_on(done)
         assert len(hook_lines(done)) == 2 and all("skipped" in line for line in hook_lines(done))
-    executed = subprocess.run(["bash", str(dep.out / "entry-hook.sh")], env=dep.env, capture_output=True,
-                              text=True, timeout=30, check=False)
+    executed = subprocess.run(
+        ["bash", str(dep.out / "entry-hook.sh")], env=dep.env, capture_output=True, text=True, timeout=30, check=False
+    )
     assert executed.returncode == 0 and len(hook_lines(executed)) == 2
     assert not dep.log_dir.exists() or not list(dep.log_dir.iterdir())  # nothing was started
 
@@ -73,16 +84,25 @@ def test_failures_are_reported_and_boot_goes_on(deploy, tmp_path):
     """No installer, no SGLang environment: ERROR lines, and the caller goes on."""
     dep = one(deploy, "fallback", project=tmp_path / "not-installed")
     (dep.out / "install-sglang-offline.sh").unlink(missing_ok=True)
-    gates = {"AUTO_INFER_SGLANG_BUNDLE_ON_BOOT": "TRUE", "AUTO_INFER_SGLANG_ON_BOOT": "yes",
-             "AUTO_INFER_SGLANG_WAIT_ON_BOOT": "On"}
+    gates = {
+        "AUTO_INFER_SGLANG_BUNDLE_ON_BOOT": "TRUE",
+        "AUTO_INFER_SGLANG_ON_BOOT": "yes",
+        "AUTO_INFER_SGLANG_WAIT_ON_BOOT": "On",
+    }
     done = source_hook(dep, gates)
     assert_caller_went_on(done)
     errors = [line for line in hook_lines(done) if line.startswith("sglang-entry-hook: ERROR:")]
     assert len(errors) == 3, done.stdout + done.stderr  # no installer, start failed, not ready
     assert "install-sglang-offline.sh does not exist" in errors[0]
     assert "environment not installed" in dep.log("x")  # the launch script's own message (exit 10)
-    executed = subprocess.run(["bash", str(dep.out / "entry-hook.sh")], env={**dep.env, **gates},
-                              capture_output=True, text=True, timeout=60, check=False)
+    executed = subprocess.run(
+        ["bash", str(dep.out / "entry-hook.sh")],
+        env={**dep.env, **gates},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert executed.returncode == 0 and "ERROR" in executed.stderr
 
 

@@ -15,7 +15,7 @@ from support.net import http
 from .conftest import MODES, toml_str
 
 # Directories of the deployment itself with awkward names (supervisord.conf refuses only " ;" and " #").
-AWKWARD_DIR = "it's \"odd\" $(touch canary) `x` 100% ü"
+AWKWARD_DIR = 'it\'s "odd" $(touch canary) `x` 100% ü'
 
 
 def hostile(canary: Path) -> dict[str, str]:
@@ -37,8 +37,8 @@ def hostile(canary: Path) -> dict[str, str]:
 
 def config_for(values: dict[str, str], canary: Path) -> tuple[str, str, str, str]:
     """The instance table, with the model directory's name, served_model_name and chat-template hostile."""
-    model_dir = f"model it's \"m\" $(touch {canary.name}) `touch {canary.name}` 100% ;x #y ünï"
-    served = f"served it's \"s\" $(touch {canary}) `touch {canary}` %(here)s 100% ;x #y ünï ~"
+    model_dir = f'model it\'s "m" $(touch {canary.name}) `touch {canary.name}` 100% ;x #y ünï'
+    served = f'served it\'s "s" $(touch {canary}) `touch {canary}` %(here)s 100% ;x #y ünï ~'
     template = f"tpl '$(touch {canary})' `touch {canary}` % ; # {{{{ x }}}} ünï"
     env = ", ".join(f"H_{k.upper()} = {toml_str(v)}" for k, v in values.items())
     text = f"""
@@ -80,8 +80,13 @@ def test_hostile_values_byte_for_byte(deploy, mode, tmp_path, projects):
     launch = dep.out / "launch-x.sh"
 
     # --dry-run: the exports and the command, read back exactly by shlex.split, without a $PREFIX
-    done = subprocess.run(["bash", str(launch), "--dry-run"], capture_output=True, check=False, cwd=tmp_path,
-                          env={**dep.env, "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(tmp_path / "none")})
+    done = subprocess.run(
+        ["bash", str(launch), "--dry-run"],
+        capture_output=True,
+        check=False,
+        cwd=tmp_path,
+        env={**dep.env, "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(tmp_path / "none")},
+    )
     assert done.returncode == 0, done.stderr
     env, command = parse_dry_run(done.stdout.decode("utf-8"))
     for key, value in values.items():

@@ -47,20 +47,27 @@ gpu_ids = [2]
 env = { SGLANG_STANDIN_RECORD = "<<record_c>>" }
 """
 
+
 def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
 def assert_nothing_left(dep: Deployment, records: dict[str, dict]) -> None:
     """No server, child or member of their process groups, no launch script and no supervisord is alive."""
+
     def left():
         pids = [p for r in records.values() for p in (r["pid"], *r["children"]) if proc_state(p)]
         pids += [p for r in records.values() for p in group_members(r["pgid"])]
         pids += processes_with(str(dep.root), str(dep.run_dir))
         return sorted(set(pids))
+
     # stop returns once the servers are gone; allow their children a moment to be reaped by the kernel
-    wait_for(lambda: not left(), 5, "every process of the deployment to be gone",
-             detail=lambda: f"processes left: {[(p, b' '.join(cmdline(p))) for p in left()]}")
+    wait_for(
+        lambda: not left(),
+        5,
+        "every process of the deployment to be gone",
+        detail=lambda: f"processes left: {[(p, b' '.join(cmdline(p))) for p in left()]}",
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -211,8 +218,11 @@ def test_crash_loop(deploy, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_failed_dependency_fails_its_dependant(deploy, mode):
     """a never starts: wait reports b (which waits for a) as failed too, at once, and c as ready."""
-    dep = deploy(THREE.replace('SGLANG_STANDIN_LOAD_SECONDS = "1.5"', 'SGLANG_STANDIN_CRASH_AT_START = "1"'),
-                 ["a", "b", "c"], mode=mode)
+    dep = deploy(
+        THREE.replace('SGLANG_STANDIN_LOAD_SECONDS = "1.5"', 'SGLANG_STANDIN_CRASH_AT_START = "1"'),
+        ["a", "b", "c"],
+        mode=mode,
+    )
     dep.runner("start")
     # at once: long before the 60 s of --timeout (or master.ready_timeout) would end a wait for b
     waited = dep.runner("wait", "--timeout", "60", timeout=30)
@@ -250,8 +260,9 @@ def test_port_taken(deploy, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_api_key(deploy, mode):
     key = "sk-e2e-" + os.urandom(8).hex() + "'q\"$(x)"
-    dep = deploy(ONE.replace("<<extra_env>>", "") + 'api_key_env = "E2E_API_KEY"\n', ["x"], mode=mode,
-                 env={"E2E_API_KEY": key})
+    dep = deploy(
+        ONE.replace("<<extra_env>>", "") + 'api_key_env = "E2E_API_KEY"\n', ["x"], mode=mode, env={"E2E_API_KEY": key}
+    )
     outputs = [dep.run_ok("start"), dep.run_ok("wait", "--timeout", "30"), dep.runner("status")]
     port = dep.ports["x"]
     assert http(port, "/v1/models")[0] == 401
@@ -325,9 +336,17 @@ def test_fallback_stale_pid_file(deploy, mode):
 
 def test_usage_errors(deploy):
     dep = one(deploy, "fallback")
-    for args in (["bogus"], ["start", "nope"], ["stop", "x", "nope"], ["logs"], ["logs", "nope"],
-                 ["wait", "--timeout", "soon"], ["wait", "--bogus"], ["status", "nope"],
-                 ["status", "--format", "yaml"]):
+    for args in (
+        ["bogus"],
+        ["start", "nope"],
+        ["stop", "x", "nope"],
+        ["logs"],
+        ["logs", "nope"],
+        ["wait", "--timeout", "soon"],
+        ["wait", "--bogus"],
+        ["status", "nope"],
+        ["status", "--format", "yaml"],
+    ):
         done = dep.runner(*args)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         assert done.stdout == "" and len(done.stderr.splitlines()) == 1, (args, done.stderr)

@@ -23,26 +23,36 @@ from support.standin import standin
 
 
 def _option(flags, dest, kind="value", type="str", choices=None, default=None, required=False):
-    return {"flags": flags, "dest": dest, "kind": kind, "type": type, "choices": choices,
-            "nargs": 0 if kind == "flag" else None, "default": default, "required": required}
+    return {
+        "flags": flags,
+        "dest": dest,
+        "kind": kind,
+        "type": type,
+        "choices": choices,
+        "nargs": 0 if kind == "flag" else None,
+        "default": default,
+        "required": required,
+    }
 
 
-SMALL_CATALOG = {"options": [
-    _option(["-h", "--help"], "help", "flag", None, default="==SUPPRESS=="),
-    _option(["--model-path", "--model"], "model_path", required=True),
-    _option(["--served-model-name"], "served_model_name"),
-    _option(["--host"], "host", default="127.0.0.1"),
-    _option(["--port"], "port", type="int", default=30000),
-    _option(["--tp-size", "--tensor-parallel-size"], "tp_size", type="int", default=1),
-    _option(["--context-length"], "context_length", type="human_int"),
-    _option(["--mem-fraction-static"], "mem_fraction_static", type="float"),
-    _option(["--reasoning-parser"], "reasoning_parser", choices=["deepseek-r1", "glm45", "qwen3"]),
-    _option(["--tool-call-parser"], "tool_call_parser", choices=["glm45", "glm47", "qwen"]),
-    _option(["--trust-remote-code"], "trust_remote_code", "flag", None, default=False),
-    _option(["--enable-metrics"], "enable_metrics", "flag", None, default=False),
-    _option(["--api-key"], "api_key"),
-    _option(["--config"], "config"),
-]}
+SMALL_CATALOG = {
+    "options": [
+        _option(["-h", "--help"], "help", "flag", None, default="==SUPPRESS=="),
+        _option(["--model-path", "--model"], "model_path", required=True),
+        _option(["--served-model-name"], "served_model_name"),
+        _option(["--host"], "host", default="127.0.0.1"),
+        _option(["--port"], "port", type="int", default=30000),
+        _option(["--tp-size", "--tensor-parallel-size"], "tp_size", type="int", default=1),
+        _option(["--context-length"], "context_length", type="human_int"),
+        _option(["--mem-fraction-static"], "mem_fraction_static", type="float"),
+        _option(["--reasoning-parser"], "reasoning_parser", choices=["deepseek-r1", "glm45", "qwen3"]),
+        _option(["--tool-call-parser"], "tool_call_parser", choices=["glm45", "glm47", "qwen"]),
+        _option(["--trust-remote-code"], "trust_remote_code", "flag", None, default=False),
+        _option(["--enable-metrics"], "enable_metrics", "flag", None, default=False),
+        _option(["--api-key"], "api_key"),
+        _option(["--config"], "config"),
+    ]
+}
 
 MODEL = "/llm-models/GLM-4.7"
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
@@ -68,8 +78,9 @@ class Server:
     record_path: Path
 
     def record(self) -> dict:
-        return json.loads(wait_for(lambda: self.record_path.read_text() if self.record_path.exists() else "",
-                                   15, "the record file"))
+        return json.loads(
+            wait_for(lambda: self.record_path.read_text() if self.record_path.exists() else "", 15, "the record file")
+        )
 
     def wait_ready(self) -> list[int | None]:
         """Poll /ready until 200; returns every status seen on the way."""
@@ -94,12 +105,17 @@ def launch(python, tmp_path):
     def start(*args: str, env: dict[str, str] | None = None) -> Server:
         port, n = free_port(), len(started)
         log, record = tmp_path / f"server-{n}.log", tmp_path / f"record-{n}.json"
-        environment = {**os.environ, "SGLANG_STANDIN_RECORD": str(record), "SGLANG_STANDIN_LOAD_SECONDS": "0.2",
-                       **(env or {})}
+        environment = {
+            **os.environ,
+            "SGLANG_STANDIN_RECORD": str(record),
+            "SGLANG_STANDIN_LOAD_SECONDS": "0.2",
+            **(env or {}),
+        }
         argv = [str(python), "-m", "sglang.launch_server", "--host", "127.0.0.1", "--port", str(port), *args]
         with log.open("wb") as out:
-            proc = subprocess.Popen(argv, env=environment, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, cwd=tmp_path)
+            proc = subprocess.Popen(
+                argv, env=environment, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path
+            )
         server = Server(proc, port, log, record)
         started.append(server)
         return server
@@ -131,10 +147,30 @@ def test_bad_arguments_exit_2_like_sglang(python, args, message):
 
 def test_start_serve_and_graceful_stop(launch):
     odd = "a b\t'\"$HOME `x` \\ é ☃ --flag=;#%"
-    args = ["--model-path", MODEL, "--served-model-name", "glm-4.7", "--tp", "2", "--context-length", "128k",
-            "--reasoning-parser", "glm45", "--tool-call-parser", "glm47", "--trust-remote-code"]
-    server = launch(*args, env={"SGLANG_STANDIN_LOAD_SECONDS": "1.5", "SGLANG_STANDIN_WARMUP_SECONDS": "1",
-                                "SGLANG_STANDIN_DRAIN_SECONDS": "1", "STANDIN_PROBE": odd})
+    args = [
+        "--model-path",
+        MODEL,
+        "--served-model-name",
+        "glm-4.7",
+        "--tp",
+        "2",
+        "--context-length",
+        "128k",
+        "--reasoning-parser",
+        "glm45",
+        "--tool-call-parser",
+        "glm47",
+        "--trust-remote-code",
+    ]
+    server = launch(
+        *args,
+        env={
+            "SGLANG_STANDIN_LOAD_SECONDS": "1.5",
+            "SGLANG_STANDIN_WARMUP_SECONDS": "1",
+            "SGLANG_STANDIN_DRAIN_SECONDS": "1",
+            "STANDIN_PROBE": odd,
+        },
+    )
     record = server.record()
     with pytest.raises(ConnectionRefusedError):  # still "loading": the port is not bound yet
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
@@ -156,13 +192,21 @@ def test_start_serve_and_graceful_stop(launch):
 
     reply = http(server.port, "/v1/models")
     assert reply.status == 200
-    assert reply.json()["data"][0] | {"created": 0} == {"id": "glm-4.7", "object": "model", "root": MODEL, "created": 0,
-                                                  "owned_by": "sglang", "max_model_len": 128000}
+    assert reply.json()["data"][0] | {"created": 0} == {
+        "id": "glm-4.7",
+        "object": "model",
+        "root": MODEL,
+        "created": 0,
+        "owned_by": "sglang",
+        "max_model_len": 128000,
+    }
     info = http(server.port, "/model_info").json()
     assert (info["model_path"], info["reasoning_parser"], info["tool_call_parser"]) == (MODEL, "glm45", "glm47")
 
-    chat = {"model": "glm-4.7", "messages": [{"role": "system", "content": "be brief"},
-                                             {"role": "user", "content": "What is the weather?"}]}
+    chat = {
+        "model": "glm-4.7",
+        "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "What is the weather?"}],
+    }
     status, body = http(server.port, "/v1/chat/completions", body={**chat, "tools": TOOLS})
     assert status == 200 and json.loads(body)["model"] == "glm-4.7"
     message = json.loads(body)["choices"][0]["message"]
@@ -209,8 +253,11 @@ def test_api_key_guards_all_but_probes(launch, tmp_path, via):
 def test_sigterm_while_loading_kills_at_once(launch):
     server = launch("--model-path", MODEL, env={"SGLANG_STANDIN_LOAD_SECONDS": "60"})
     children = server.record()["children"]
-    wait_for(lambda: all(b"sglang-standin" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children),
-             10, "the children to be running")
+    wait_for(
+        lambda: all(b"sglang-standin" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children),
+        10,
+        "the children to be running",
+    )
     os.kill(server.proc.pid, signal.SIGTERM)
     assert server.proc.wait(timeout=5) == -signal.SIGTERM
     wait_for(lambda: not group_members(server.proc.pid), 2, "the children to die (PDEATHSIG)")

@@ -62,5 +62,3 @@ def padded_pixi_pack(bundle_dir: Path, wheels: list[Path]) -> Path:
 @pytest.fixture
 def box(tmp_path: Path, compiled: Path) -> Sandbox:
     return Sandbox(tmp_path, compiled / "install-sglang-offline.sh", compiled / "pixi")
-
-

@@ -22,8 +22,9 @@ MiB = 1 << 20
 
 def compile_config(config: Path, out: Path) -> Path:
     """`sglangc compile CONFIG -o OUT`, as a user runs it; returns the installer's path."""
-    done = subprocess.run([sys.executable, "-m", "sglangc", "compile", str(config), "-o", str(out)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "sglangc", "compile", str(config), "-o", str(out)], capture_output=True, text=True
+    )
     assert done.returncode == 0, f"sglangc compile failed:\n{done.stdout}{done.stderr}"
     return out / "install-sglang-offline.sh"
 
@@ -76,22 +77,38 @@ class Sandbox:
     def run(self, bundle: Path | None, *args: str, timeout: float = 180, **extra: str) -> Run:
         """The installer in the foreground; the test fails if it has not finished after `timeout` seconds."""
         try:
-            done = subprocess.run(self.argv(*args), env=self.environ(bundle, **extra), capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                self.argv(*args),
+                env=self.environ(bundle, **extra),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired as expired:
-            pytest.fail(f"install-sglang-offline.sh {' '.join(args)} did not finish within {timeout:g} s\n"
-                        f"{expired.stdout!r}\n{expired.stderr!r}", pytrace=False)
+            pytest.fail(
+                f"install-sglang-offline.sh {' '.join(args)} did not finish within {timeout:g} s\n"
+                f"{expired.stdout!r}\n{expired.stderr!r}",
+                pytrace=False,
+            )
         return Run(done.returncode, done.stdout, done.stderr)
 
     def start(self, bundle: Path, *args: str, log: Path | None = None, **extra: str) -> subprocess.Popen:
         """The installer in the background, in a process group of its own (so a test can kill all of it)."""
         argv, env = self.argv(*args), self.environ(bundle, **extra)
         if log is None:
-            return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            return subprocess.Popen(
+                argv,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         with open(log, "ab") as out:
-            return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            return subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
 
     # --- tools --------------------------------------------------------------------------------------------
     def tool(self, name: str, script: str) -> Path:
@@ -116,13 +133,16 @@ class Sandbox:
         for name in ("openssl", "sha256sum"):
             real = shutil.which(name, path="/usr/local/bin:/usr/bin:/bin")
             if real:
-                self.tool(name, f"""python3 -c '
+                self.tool(
+                    name,
+                    f"""python3 -c '
 import sys, time
 while chunk := sys.stdin.buffer.read1(1 << 20):
     sys.stdout.buffer.write(chunk)
     time.sleep(len(chunk) / ({mib_per_second} << 20))
 ' | exec {real} "$@"
-""")
+""",
+                )
 
     def unthrottle_hasher(self) -> None:
         for name in ("openssl", "sha256sum"):
@@ -148,8 +168,12 @@ while chunk := sys.stdin.buffer.read1(1 << 20):
         for d in self.envs.iterdir() if self.envs.is_dir() else []:
             if d.is_dir() and not d.is_symlink():
                 tree[d.name] = sorted(str(p.relative_to(d)) for p in d.rglob("*"))
-        return {"current": self.current(), "listing": self.listing(), "tree": tree,
-                "marker": marker.read_text() if marker.exists() else None}
+        return {
+            "current": self.current(),
+            "listing": self.listing(),
+            "tree": tree,
+            "marker": marker.read_text() if marker.exists() else None,
+        }
 
     def assert_no_junk(self) -> None:
         names = self.listing()
@@ -168,9 +192,20 @@ while chunk := sys.stdin.buffer.read1(1 << 20):
         (env_dir / "bin").mkdir(parents=True)
         (env_dir / "bin" / "python").symlink_to(sys.executable)
         (env_dir / "payload.txt").write_text("previous environment\n")
-        (env_dir / ".installed-from.json").write_text(json.dumps({
-            "format": 1, "bundle_path": "/nowhere/old.tar", "bundle_size": 1, "bundle_mtime": "1.000000000",
-            "sha256": "0" * 64, "kind": "wheelhouse"}, indent=2) + "\n")
+        (env_dir / ".installed-from.json").write_text(
+            json.dumps(
+                {
+                    "format": 1,
+                    "bundle_path": "/nowhere/old.tar",
+                    "bundle_size": 1,
+                    "bundle_mtime": "1.000000000",
+                    "sha256": "0" * 64,
+                    "kind": "wheelhouse",
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
         self.prefix.symlink_to(name)
         return env_dir
@@ -179,4 +214,3 @@ while chunk := sys.stdin.buffer.read1(1 << 20):
 def copy_bundle(src: Path, dst: Path) -> Path:
     shutil.copyfile(src, dst)
     return dst
-

@@ -19,12 +19,14 @@ from .installbox import ENV, Sandbox, copy_bundle
 
 def staging_file(box: Sandbox, relpath: str):
     """The path of `relpath` inside a staging directory, once it exists and is not empty."""
+
     def find():
         for d in box.envs.glob(f".{ENV}.staging.*"):
             p = d / "x" / relpath
             if p.exists() and p.stat().st_size > 0:
                 return p
         return None
+
     return find
 
 
@@ -113,8 +115,7 @@ def test_sigterm_during_install_cleans_up(box: Sandbox, wheelhouse: Path, tmp_pa
     box.assert_no_junk()
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "cut-at-member-boundary", "not-a-bundle",
-                                    "flipped-header"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "cut-at-member-boundary", "not-a-bundle", "flipped-header"])
 def test_corrupt_bundle(box: Sandbox, wheelhouse: Path, wheels: list[Path], tmp_path: Path, damage: str) -> None:
     bundle = tmp_path / "bundle.tar"
     if damage == "garbage":
@@ -136,7 +137,7 @@ def test_corrupt_bundle(box: Sandbox, wheelhouse: Path, wheels: list[Path], tmp_
     else:  # a later member's header spoilt: the member list cannot be read past it
         spoilt = bytearray(wheelhouse.read_bytes())
         second = spoilt.find(b"wheels/", 1024)
-        spoilt[second + 148: second + 156] = b"9999999\0"  # its header checksum
+        spoilt[second + 148 : second + 156] = b"9999999\0"  # its header checksum
         bundle.write_bytes(bytes(spoilt))
     box.fake_previous()
     before = box.snapshot()
@@ -263,8 +264,10 @@ def test_target_under_a_file(box: Sandbox, wheelhouse: Path, tmp_path: Path) -> 
 
 def test_not_enough_space(box: Sandbox, wheelhouse: Path) -> None:
     # Simulation: no small file system can be mounted here, so a df first on PATH reports 100 KiB free.
-    box.tool("df", 'printf "Filesystem 1024-blocks Used Available Capacity Mounted on\\n'
-                   '/dev/simulated 1000 900 100 90%% /\\n"\n')
+    box.tool(
+        "df",
+        'printf "Filesystem 1024-blocks Used Available Capacity Mounted on\\n/dev/simulated 1000 900 100 90%% /\\n"\n',
+    )
     box.fake_previous()
     before = box.snapshot()
     done = box.run(wheelhouse)
@@ -275,8 +278,9 @@ def test_not_enough_space(box: Sandbox, wheelhouse: Path) -> None:
 
 
 def test_install_failed(box: Sandbox, wheels: list[Path], tmp_path: Path) -> None:
-    bundle = bundlekit.wheelhouse_tar(tmp_path / "bundle.tar", wheels,
-                                      requirements=["sglang==0.5.23", "not-in-the-wheelhouse==1.0"])
+    bundle = bundlekit.wheelhouse_tar(
+        tmp_path / "bundle.tar", wheels, requirements=["sglang==0.5.23", "not-in-the-wheelhouse==1.0"]
+    )
     box.fake_previous()
     before = box.snapshot()
     done = box.run(bundle)

@@ -82,8 +82,10 @@ def test_relock_route_without_pixi_unpack(box: Sandbox, relock_pack: Path, tmp_p
     # pixi lock, then pixi install --frozen, both offline, on a project of its own at the final location.
     argvs = calls(log)
     manifest = str(project / "pixi.toml")
-    assert argvs == [["lock", "--offline", "--manifest-path", manifest],
-                     ["install", "--frozen", "--offline", "--manifest-path", manifest, "-e", ENV]]
+    assert argvs == [
+        ["lock", "--offline", "--manifest-path", manifest],
+        ["install", "--frozen", "--offline", "--manifest-path", manifest, "-e", ENV],
+    ]
     assert box.current() == f"{ENV}.1/.pixi/envs/{ENV}"
     assert (project / "pixi.lock").is_file()
     assert not (project / "channel").exists() and not (project / "pypi").exists(), "installed: sources dropped"

@@ -38,9 +38,16 @@ def test_install_then_already_installed(box: Sandbox, wheelhouse: Path, tmp_path
     assert box.current() == f"{ENV}.1"
     assert box.listing() == [ENV, f"{ENV}.1"]
     assert (box.envs / f"{ENV}.1" / "pyvenv.cfg").is_file()
-    probe = subprocess.run([str(box.prefix / "bin" / "python"), "-c",
-                            "import sglang, torch, supervisor, yaml, sys; print(sglang.__version__, sys.prefix)"],
-                           capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [
+            str(box.prefix / "bin" / "python"),
+            "-c",
+            "import sglang, torch, supervisor, yaml, sys; print(sglang.__version__, sys.prefix)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.split()[0] == bundlekit.SGLANG_VERSION
 
     st = os.stat(bundle)
@@ -124,8 +131,9 @@ def test_verify(box: Sandbox, tmp_path: Path, wheels: list[Path]) -> None:
     assert wrong_pin.rc == 11 and "checksum mismatch" in wrong_pin.err
 
     # Another bundle at the same path: --verify re-hashes (it does not trust size/mtime) and says so.
-    other = bundlekit.wheelhouse_tar(tmp_path / "other.tar", wheels, requirements=["sglang==0.5.23", "torch", "pyyaml",
-                                                                                   "supervisor"])
+    other = bundlekit.wheelhouse_tar(
+        tmp_path / "other.tar", wheels, requirements=["sglang==0.5.23", "torch", "pyyaml", "supervisor"]
+    )
     shutil.copyfile(other, bundle)
     mismatch = box.run(bundle, "--verify")
     assert mismatch.rc == 15, mismatch.text
@@ -143,11 +151,14 @@ def test_checksum_pins(box: Sandbox, pixi_pack: Path, tmp_path: Path) -> None:
     box.fake_previous()
     before = box.snapshot()
 
-    for extra, sidecar in [({"AUTO_INFER_SGLANG_BUNDLE_SHA256": "0" * 64}, None), ({}, "1" * 64 + "  bundle.tar\n"),
-                           ({"AUTO_INFER_SGLANG_BUNDLE_SHA256": "not-a-hash"}, None)]:
+    for extra, sidecar in [
+        ({"AUTO_INFER_SGLANG_BUNDLE_SHA256": "0" * 64}, None),
+        ({}, "1" * 64 + "  bundle.tar\n"),
+        ({"AUTO_INFER_SGLANG_BUNDLE_SHA256": "not-a-hash"}, None),
+    ]:
         if sidecar:
             (tmp_path / "bundle.tar.sha256").write_text(sidecar)
-        bad = box.run(bundle, **extra)
+        bad = box.run(bundle, **extra)  # type: ignore[arg-type]  # mypy: the dict might hold `timeout`; it does not
         assert bad.rc == 11, bad.text
         assert bad.err.startswith("install-sglang-offline: error: ") and len(bad.err.strip().splitlines()) == 1
         assert box.snapshot() == before
@@ -187,7 +198,7 @@ def test_compiled_defaults_with_awkward_paths(tmp_path: Path, wheelhouse: Path) 
     """The [master]/[bundle] values compiled into the script are used literally when no variable is set."""
     odd = tmp_path / "odd dir 'q' $HOME \\ x"
     odd.mkdir()
-    bundle = copy_bundle(wheelhouse, odd / "bundle \"v1\".tar")
+    bundle = copy_bundle(wheelhouse, odd / 'bundle "v1".tar')
     project = odd / "pixi project"
     config = tmp_path / "config.toml"
     toml_str = lambda s: json.dumps(str(s))  # noqa: E731 - a TOML basic string is a JSON string here
@@ -195,11 +206,16 @@ def test_compiled_defaults_with_awkward_paths(tmp_path: Path, wheelhouse: Path) 
         "version = 1\n[master]\ngpu_count = 1\n"
         f"pixi_project_dir = {toml_str(project)}\n"
         f"[bundle]\npath = {toml_str(bundle)}\nsha256 = {toml_str(sha256(bundle))}\n"
-        '[instances.a]\nmodel_path = "/llm-models/m"\n', encoding="utf-8")
+        '[instances.a]\nmodel_path = "/llm-models/m"\n',
+        encoding="utf-8",
+    )
     out = tmp_path / "out"
     installer = compile_config(config, out)
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "AUTO_INFER_SGLANG_VERIFY_CUDA": "0",
-           "HOME": str(tmp_path)}
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "AUTO_INFER_SGLANG_VERIFY_CUDA": "0",
+        "HOME": str(tmp_path),
+    }
     done = subprocess.run(["bash", str(installer)], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "matches AUTO_INFER_SGLANG_BUNDLE_SHA256" in done.stdout

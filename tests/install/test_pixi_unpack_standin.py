@@ -51,11 +51,14 @@ def test_unpacks_a_pack(tmp_path: Path, wheels: list[Path], source: str) -> None
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("pixi-unpack-")], "temporary directory left"
 
 
-@pytest.mark.parametrize("problem, message", [
-    ({"version": "2"}, "unsupported pixi-pack version"),
-    ({"platform": "linux-aarch64"}, "the pack is for platform 'linux-aarch64'"),
-    ({"unlisted_package": True}, "is not listed in linux-64/repodata.json"),
-])
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ({"version": "2"}, "unsupported pixi-pack version"),
+        ({"platform": "linux-aarch64"}, "the pack is for platform 'linux-aarch64'"),
+        ({"unlisted_package": True}, "is not listed in linux-64/repodata.json"),
+    ],
+)
 def test_refuses_a_bad_pack(tmp_path: Path, wheels: list[Path], problem: dict, message: str) -> None:
     pack = bundlekit.pixi_pack_tar(tmp_path / "environment.tar", wheels, **problem)
     done = unpack("-o", "out", "-e", "env", str(pack), cwd=tmp_path)

@@ -64,8 +64,13 @@ def built_once(tmp_path_factory: t.Any, name: str, build: t.Callable[[Path], obj
     return target
 
 
-def wait_for(predicate: t.Callable[[], T], timeout: float, what: str, interval: float = 0.05,
-             detail: t.Callable[[], str] | None = None) -> T:
+def wait_for(
+    predicate: t.Callable[[], T],
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    detail: t.Callable[[], str] | None = None,
+) -> T:
     """Poll `predicate` until it returns something true (returned); fail the test after `timeout` seconds,
     saying what it waited for (and `detail()`, the state it was left in)."""
     deadline = time.monotonic() + timeout

@@ -66,7 +66,9 @@ def make_wheel(out_dir: Path, name: str, version: str, files: dict[str, str]) ->
     dist_info = f"{dist}-{tag_version}.dist-info"
     entries = {path: text.encode() for path, text in files.items()}
     entries[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-    entries[f"{dist_info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: bundlekit\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    entries[f"{dist_info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: bundlekit\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     record = "".join(f"{path},{_record_hash(data)},{len(data)}\n" for path, data in entries.items())
     record += f"{dist_info}/RECORD,,\n"
     wheel = out_dir / f"{dist}-{tag_version}-py3-none-any.whl"
@@ -80,9 +82,14 @@ def make_wheel(out_dir: Path, name: str, version: str, files: dict[str, str]) ->
 
 
 def fake_sglang_wheel(out_dir: Path) -> Path:
-    return make_wheel(out_dir, "sglang", SGLANG_VERSION, {
-        "sglang/__init__.py": f'"""Stand-in for sglang, for tests only."""\n__version__ = "{SGLANG_VERSION}"\n',
-    })
+    return make_wheel(
+        out_dir,
+        "sglang",
+        SGLANG_VERSION,
+        {
+            "sglang/__init__.py": f'"""Stand-in for sglang, for tests only."""\n__version__ = "{SGLANG_VERSION}"\n',
+        },
+    )
 
 
 def fake_torch_wheel(out_dir: Path, version: str = TORCH_VERSION) -> Path:
@@ -123,22 +130,38 @@ def _locked(directory: Path):
 
 
 def default_cache() -> Path:
-    return Path(os.environ.get("SGLANGC_INSTALL_TEST_CACHE")
-                or Path(tempfile.gettempdir()) / f"sglangc-install-test-cache-{os.getuid()}")
+    return Path(
+        os.environ.get("SGLANGC_INSTALL_TEST_CACHE")
+        or Path(tempfile.gettempdir()) / f"sglangc-install-test-cache-{os.getuid()}"
+    )
 
 
 def third_party_wheels(cache: Path | None = None, python: str = sys.executable) -> list[Path]:
     """supervisor and PyYAML wheels (with their dependencies) for `python`, downloaded once into `cache`."""
     cache = Path(cache or default_cache())
-    tag = subprocess.run([python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    tag = subprocess.run(
+        [python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     target = cache / f"wheels-{tag}"
     with _locked(cache):
         done = target / ".complete"
         if not done.exists():
             target.mkdir(parents=True, exist_ok=True)
-            subprocess.run([python, "-m", "pip", "--disable-pip-version-check", "-q", "download",
-                            "--only-binary=:all:", "-d", str(target), *THIRD_PARTY], check=True)
+            subprocess.run(
+                [
+                    python,
+                    "-m",
+                    "pip",
+                    "--disable-pip-version-check",
+                    "-q",
+                    "download",
+                    "--only-binary=:all:",
+                    "-d",
+                    str(target),
+                    *THIRD_PARTY,
+                ],
+                check=True,
+            )
             done.write_text("ok\n")
     return sorted(target.glob("*.whl"))
 
@@ -191,8 +214,15 @@ def _add_padding(tar: tarfile.TarFile, name: str, size: int, random_file: Path |
         tar.addfile(info, io.BufferedReader(ZeroStream(size), 1 << 20))
 
 
-def wheelhouse_tar(path: Path, wheels: list[Path], *, requirements: list[str] | None = None,
-                   pad_bytes: int = 0, pad_file: Path | None = None, dot_slash: bool = False) -> Path:
+def wheelhouse_tar(
+    path: Path,
+    wheels: list[Path],
+    *,
+    requirements: list[str] | None = None,
+    pad_bytes: int = 0,
+    pad_file: Path | None = None,
+    dot_slash: bool = False,
+) -> Path:
     """A wheelhouse bundle: requirements.txt (name==version of every wheel unless given) and wheels/.
 
     `pad_bytes` adds wheels/padding.bin (zeros, or the first bytes of `pad_file`: e.g. random data for an
@@ -216,21 +246,38 @@ FAKE_CONDA = {  # subdir -> package file names: fakes, only listed and checked b
 }
 
 
-def pixi_pack_tar(path: Path, wheels: list[Path], *, platform: str = "linux-64", version: str = "1",
-                  unlisted_package: bool = False, pad_bytes: int = 0) -> Path:
+def pixi_pack_tar(
+    path: Path,
+    wheels: list[Path],
+    *,
+    platform: str = "linux-64",
+    version: str = "1",
+    unlisted_package: bool = False,
+    pad_bytes: int = 0,
+) -> Path:
     """A pixi-pack archive (pixi-facts §3 layout) whose conda packages are fakes and whose PyPI part is `wheels`."""
     conda_lines = []
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
-        _add_bytes(tar, "pixi-pack.json", json.dumps(
-            {"version": version, "pixi-pack-version": "0.7.10", "platform": platform}).encode())
+        _add_bytes(
+            tar,
+            "pixi-pack.json",
+            json.dumps({"version": version, "pixi-pack-version": "0.7.10", "platform": platform}).encode(),
+        )
         for subdir, names in FAKE_CONDA.items():
             packages = {}
             for name in names:
                 data = f"fake conda package {name}\n".encode()
                 _add_bytes(tar, f"channel/{subdir}/{name}", data)
                 pkg, ver, build = name.removesuffix(".conda").rsplit("-", 2)
-                packages[name] = {"name": pkg, "version": ver, "build": build, "subdir": subdir,
-                                  "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "depends": []}
+                packages[name] = {
+                    "name": pkg,
+                    "version": ver,
+                    "build": build,
+                    "subdir": subdir,
+                    "sha256": hashlib.sha256(data).hexdigest(),
+                    "size": len(data),
+                    "depends": [],
+                }
                 conda_lines.append(f"  - {pkg}={ver}={build}")
             repodata = {"info": {"subdir": subdir}, "packages": {}, "packages.conda": packages}
             _add_bytes(tar, f"channel/{subdir}/repodata.json", json.dumps(repodata, indent=1).encode())
@@ -239,8 +286,13 @@ def pixi_pack_tar(path: Path, wheels: list[Path], *, platform: str = "linux-64",
         for wheel in wheels:
             tar.add(str(wheel), arcname=f"pypi/{Path(wheel).name}")
         pip_lines = "".join(f"    - {requirement(w)}\n" for w in wheels)
-        env_yml = ("channels:\n  - ./channel\n  - nodefaults\ndependencies:\n" + "\n".join(conda_lines) + "\n"
-                   + "  - pip:\n    - --no-index\n    - --find-links ./pypi\n" + pip_lines)
+        env_yml = (
+            "channels:\n  - ./channel\n  - nodefaults\ndependencies:\n"
+            + "\n".join(conda_lines)
+            + "\n"
+            + "  - pip:\n    - --no-index\n    - --find-links ./pypi\n"
+            + pip_lines
+        )
         _add_bytes(tar, "environment.yml", env_yml.encode())
         if pad_bytes:
             _add_padding(tar, "pypi/padding.bin", pad_bytes)

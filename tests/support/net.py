@@ -70,8 +70,9 @@ class Reply(t.NamedTuple):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http(port: int, path: str, *, body: t.Any = None, key: str | None = None, timeout: float = 5,
-         host: str = "127.0.0.1") -> Reply:
+def http(
+    port: int, path: str, *, body: t.Any = None, key: str | None = None, timeout: float = 5, host: str = "127.0.0.1"
+) -> Reply:
     """GET `path` (POST of `body` as JSON when given), with `key` as a bearer token when given."""
     headers = {"Content-Type": "application/json"} if body is not None else {}
     if key is not None:

@@ -107,20 +107,37 @@ def real_sglang(tmp_path_factory: t.Any, version: str) -> Answers:
     var = env_var(version)
     python = os.environ.get(var)
     if not python:
-        not_here(f"{var} is not set: no real SGLang {version} here (make one with `bash tools/install-sglang-parser.sh"
-                 f" DIR {version}` and set {var}=DIR/bin/python, as .ci/run does)")
+        not_here(
+            f"{var} is not set: no real SGLang {version} here (make one with `bash tools/install-sglang-parser.sh"
+            f" DIR {version}` and set {var}=DIR/bin/python, as .ci/run does)"
+        )
     assert Path(python).exists(), f"{var}={python}: no such interpreter"
 
     def ask(directory: Path) -> None:
         argvs = [list(unit.argv) for _, unit, _ in planned(version)]
-        done = subprocess.run([python, "-c", ASK, str(DUMP_TOOL)], input=json.dumps(argvs), cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [python, "-c", ASK, str(DUMP_TOOL)],
+            input=json.dumps(argvs),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         lines = done.stdout.strip().splitlines()
         answer = json.loads(lines[-1]) if done.returncode == 0 and lines else {}
-        (directory / "answers.json").write_text(json.dumps({
-            "python": python, "exit": done.returncode, "stderr": done.stderr[-4000:], "argvs": argvs,
-            "catalog_exit": answer.get("catalog_exit", -1), "catalog": answer.get("catalog", ""),
-            "parsed": answer.get("parsed", [])}))
+        (directory / "answers.json").write_text(
+            json.dumps(
+                {
+                    "python": python,
+                    "exit": done.returncode,
+                    "stderr": done.stderr[-4000:],
+                    "argvs": argvs,
+                    "catalog_exit": answer.get("catalog_exit", -1),
+                    "catalog": answer.get("catalog", ""),
+                    "parsed": answer.get("parsed", []),
+                }
+            )
+        )
 
     answers = built_once(tmp_path_factory, f"real-sglang-{version}", ask) / "answers.json"
     return Answers(**json.loads(answers.read_text()))

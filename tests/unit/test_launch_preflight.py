@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import types
 from pathlib import Path
 
 import pytest
@@ -39,21 +40,27 @@ def box(tmp_path: Path):
             f'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_project_dir = "{project}"\n'
             f'runtime_dir = "{runtime or short / "run"}"\nlog_dir = "{tmp_path}/logs"\n{master}\n'
             f'[instances.dep]\nmodel_path = "{model}"\ngpu_ids = [0]\nport = 1\n'
-            f'[instances.x]\nmodel_path = "{model_path}"\ngpu_ids = [1, 2]\ntp_size = 2\nport = 2\n{instance}\n')
+            f'[instances.x]\nmodel_path = "{model_path}"\ngpu_ids = [1, 2]\ntp_size = 2\nport = 2\n{instance}\n'
+        )
         result = run_cli("compile", str(config), "-o", str(tmp_path / "out"))
         assert result.exit_code == 0, result.stderr
         return tmp_path / "out" / "launch-x.sh"
 
-    def run(script: Path, env: dict[str, str] | None = None, path: str = SYSTEM_PATH,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+    def run(
+        script: Path, env: dict[str, str] | None = None, path: str = SYSTEM_PATH, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run([str(script)], env={"PATH": path, "HOME": str(tmp_path), **(env or {})},
-                                  capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(
+                [str(script)],
+                env={"PATH": path, "HOME": str(tmp_path), **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
         except subprocess.TimeoutExpired:
             pytest.fail(f"{script.name} did not finish within {timeout:g} s", pytrace=False)
 
-    box.compile, box.run, box.tmp, box.model, box.project, box.run_dir = compile_, run, tmp_path, model, project, short
-    yield box
+    yield types.SimpleNamespace(compile=compile_, run=run, tmp=tmp_path, model=model, project=project, run_dir=short)
     shutil.rmtree(short, ignore_errors=True)
 
 
@@ -68,8 +75,12 @@ def _fails(done: subprocess.CompletedProcess, code: int, *words: str) -> None:
 
 def test_environment_not_installed(box) -> None:
     script = box.compile()
-    _fails(box.run(script, {"AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(box.tmp / "empty")}), 10,
-           "not installed", "install-sglang-offline.sh")
+    _fails(
+        box.run(script, {"AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(box.tmp / "empty")}),
+        10,
+        "not installed",
+        "install-sglang-offline.sh",
+    )
 
 
 def test_model_missing_or_without_config(box) -> None:
@@ -79,7 +90,9 @@ def test_model_missing_or_without_config(box) -> None:
 
 
 def test_weight_shards_named_in_the_index_must_exist(box) -> None:
-    index = {"weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}}
+    index = {
+        "weight_map": {"a.weight": "model-00001-of-00002.safetensors", "b.weight": "model-00002-of-00002.safetensors"}
+    }
     (box.model / "model.safetensors.index.json").write_text(json.dumps(index))
     (box.model / "model-00001-of-00002.safetensors").write_bytes(b"x")
     _fails(box.run(box.compile()), 12, "1 weight shard", "model-00002-of-00002.safetensors")
@@ -129,15 +142,24 @@ def test_term_while_waiting_ends_at_once_and_leaves_nothing(box) -> None:
     script = box.compile('depends_on = ["dep"]')
     out = box.tmp / "stdout"
     with out.open("wb") as stdout:
-        proc = subprocess.Popen([str(script)], env={"PATH": SYSTEM_PATH, "HOME": str(box.tmp)}, start_new_session=True,
-                                stdout=stdout, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [str(script)],
+            env={"PATH": SYSTEM_PATH, "HOME": str(box.tmp)},
+            start_new_session=True,
+            stdout=stdout,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         # into its wait for `dep`, which never comes up
         wait_for(lambda: "waiting for dep" in out.read_text(), 30, "the launch script to wait for dep")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 143
-        wait_for(lambda: not group_members(proc.pid), 5, "its process group to be empty",
-                 detail=lambda: f"left: {[b' '.join(cmdline(p)) for p in group_members(proc.pid)]}")
+        wait_for(
+            lambda: not group_members(proc.pid),
+            5,
+            "its process group to be empty",
+            detail=lambda: f"left: {[b' '.join(cmdline(p)) for p in group_members(proc.pid)]}",
+        )
     finally:
         kill_all(group_members(proc.pid))
         proc.wait(timeout=5)

@@ -29,18 +29,24 @@ BAD_FILES: dict[str, tuple[t.Callable[[Path], object], str]] = {
     "empty": (lambda p: p.write_bytes(b""), "file is empty"),
     "whitespace": (lambda p: p.write_bytes(b"  \n\t\r\n   \n"), "file is empty"),
     "comments-only": (lambda p: p.write_text("# nothing here\n"), "instances: required key is missing"),
-    "non-utf8": (lambda p: p.write_bytes(b'version = 1\n# caf\xe9\n'),
-                 "config.toml:2:6: not valid UTF-8 (byte 17: b'\\xe9'); save the file as UTF-8"),
-    "bom": (lambda p: p.write_bytes(b"\xef\xbb\xbf" + VALID.encode()),
-            "config.toml:1:1: starts with a byte order mark (BOM); save the file as UTF-8 without BOM"),
+    "non-utf8": (
+        lambda p: p.write_bytes(b"version = 1\n# caf\xe9\n"),
+        "config.toml:2:6: not valid UTF-8 (byte 17: b'\\xe9'); save the file as UTF-8",
+    ),
+    "bom": (
+        lambda p: p.write_bytes(b"\xef\xbb\xbf" + VALID.encode()),
+        "config.toml:1:1: starts with a byte order mark (BOM); save the file as UTF-8 without BOM",
+    ),
     "latin1-string": (lambda p: p.write_bytes(b'[instances.a]\nmodel_path = "/m/\xff"\n'), "not valid UTF-8"),
     "ten-megabytes": (lambda p: p.write_bytes(b"# " + b"x" * (10 * 1024 * 1024) + b"\n"), "a config may be at most"),
     "nul-bytes": (lambda p: p.write_bytes(b"\0" * 4096), "config.toml:1:1: contains a NUL character: not a text file"),
-    "nul-in-value": (lambda p: p.write_bytes(b'version = 1\x00\n'), "config.toml:1:12: contains a NUL character"),
+    "nul-in-value": (lambda p: p.write_bytes(b"version = 1\x00\n"), "config.toml:1:12: contains a NUL character"),
     "binary": (lambda p: p.write_bytes(bytes(range(256)) * 4), "not valid UTF-8"),
     "deep-arrays": (lambda p: p.write_text("x = " + "[" * DEPTH + "]" * DEPTH + "\n"), "nested too deeply"),
-    "deep-inline-tables": (lambda p: p.write_text("x = " + "{a = " * DEPTH + "1" + "}" * DEPTH + "\n"),
-                           "nested too deeply"),
+    "deep-inline-tables": (
+        lambda p: p.write_text("x = " + "{a = " * DEPTH + "1" + "}" * DEPTH + "\n"),
+        "nested too deeply",
+    ),
     "deep-table-headers": (lambda p: p.write_text("[" + ".".join(["t"] * DEPTH) + "]\nx = 1\n"), "nested too deeply"),
     "deep-dotted-keys": (lambda p: p.write_text(".".join(["k"] * DEPTH) + " = 1\n"), "nested too deeply"),
     "unclosed-deep-arrays": (lambda p: p.write_text("x = " + "[" * DEPTH + "\n"), "config.toml"),
@@ -74,7 +80,8 @@ def test_empty_file_message(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text("")
     result = run_cli("check", "config.toml", cwd=tmp_path)
     assert result.stderr == (
-        "config.toml: file is empty; a config needs at least `version = 1` and one [instances.<name>] table\n")
+        "config.toml: file is empty; a config needs at least `version = 1` and one [instances.<name>] table\n"
+    )
 
 
 def test_path_is_reported_as_given(tmp_path: Path) -> None:
@@ -136,7 +143,9 @@ def test_several_configs_all_good(tmp_path: Path) -> None:
     result = run_cli("check", "one.toml", "two.toml", cwd=tmp_path)
     assert result.exit_code == 0
     assert [line.split(":")[0] for line in result.stdout.splitlines() if not line.startswith(" ")] == [
-        "one.toml", "two.toml"]
+        "one.toml",
+        "two.toml",
+    ]
 
 
 def test_plan_of_bad_file_is_one_line(tmp_path: Path) -> None:
@@ -151,7 +160,12 @@ def test_plan_of_bad_file_is_one_line(tmp_path: Path) -> None:
 def test_real_process_never_tracebacks(kind: str, tmp_path: Path) -> None:
     """The installed entry point (stack, exception hook and all) on the harshest inputs."""
     BAD_FILES[kind][0](tmp_path / "config.toml")
-    proc = subprocess.run([sys.executable, "-m", "sglangc", "check", "config.toml"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sglangc", "check", "config.toml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1, proc.stderr
     one_line(proc.stderr, "config.toml")

@@ -44,7 +44,7 @@ def test_recompile_prunes_stale_files_and_leaves_others_alone(tmp_path: Path, wr
     (out / "notes.txt").write_text("mine\n")
     assert (out / "launch-b.sh").exists()
     unchanged = (out / "launch-a.sh").stat().st_mtime_ns
-    one = write_config(CONFIG_TWO.replace("[instances.b]\nmodel_path = \"/m/b\"\n", ""))  # same file, b removed
+    one = write_config(CONFIG_TWO.replace('[instances.b]\nmodel_path = "/m/b"\n', ""))  # same file, b removed
     result = _compile(one, out)
     assert result.exit_code == 0, result.stderr
     assert "1 removed" in result.stdout
@@ -64,7 +64,7 @@ def test_check_mode_writes_nothing_and_reports_changes(tmp_path: Path, write_con
     assert _compile(two, out).exit_code == 0
     again = _compile(two, out, "--check")
     assert again.exit_code == 0 and "up to date" in again.stdout
-    one = write_config(CONFIG_TWO.replace("[instances.b]\nmodel_path = \"/m/b\"\n", ""), "one.toml")
+    one = write_config(CONFIG_TWO.replace('[instances.b]\nmodel_path = "/m/b"\n', ""), "one.toml")
     changed = _compile(one, out, "--check")
     assert changed.exit_code == 1
     assert f"would remove {out}/launch-b.sh" in changed.stdout
@@ -73,7 +73,7 @@ def test_check_mode_writes_nothing_and_reports_changes(tmp_path: Path, write_con
 
 def test_a_bad_config_writes_nothing(tmp_path: Path, write_config) -> None:
     out = tmp_path / "out"
-    bad = write_config(CONFIG_TWO.replace("/m/b", "/m/b\"\ntp_szie = 2\n#"))
+    bad = write_config(CONFIG_TWO.replace("/m/b", '/m/b"\ntp_szie = 2\n#'))
     result = _compile(bad, out)
     assert result.exit_code == 1
     assert "tp_szie" in result.stderr
