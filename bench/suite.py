@@ -53,7 +53,8 @@ def section(wall: float, summary: str, phases: list[tuple[float, str, str]], loa
     rows = "\n".join(f"| `{test}` | {phase} | {seconds:.1f} s |" for seconds, phase, test in phases)
     return (
         "## Test suite\n"
-        f"README's test command, `python -m pytest` (pytest-xdist, `-n auto` from pyproject.toml), {ci}:\n"
+        "README's test command, `python -m pytest` (pytest-xdist `-n auto`: one worker per core and one more),\n"
+        f"{ci}:\n"
         f"**{wall:.0f} s wall** on {os.cpu_count()} cores ({load}); {summary}.\n"
         "Produced by `python bench/suite.py --write`.\n\n"
         f"The slowest tests (`--durations={len(phases)}`; a test over 30 s says in a comment why it must take that long):\n\n"
