@@ -10,7 +10,6 @@ import signal
 import stat
 import subprocess
 import tempfile
-import time
 import typing as t
 from pathlib import Path
 
@@ -72,8 +71,12 @@ def world() -> t.Iterator[Path]:
 
 def as_other(*argv: str | Path) -> None:
     """Run a command as the other user (uid 65534), as an attacker would."""
-    subprocess.run(["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups", *map(str, argv)],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups", *map(str, argv)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -195,7 +198,8 @@ def test_last_exit_comes_from_the_current_supervisord_run(deploy):
     dep.run_dir.chmod(0o700)
     (dep.run_dir / "supervisord.log").write_text(
         "2020-01-01 00:00:00,000 INFO supervisord started with pid 1\n"
-        "2020-01-01 00:00:01,000 INFO exited: sglang-b (exit status 13; not expected)\n")
+        "2020-01-01 00:00:01,000 INFO exited: sglang-b (exit status 13; not expected)\n"
+    )
     (dep.out / "launch-b.sh").chmod(0o644)  # supervisord cannot spawn it: FATAL without any exit in this run
     dep.runner("start")
     status = dep.runner("status")
@@ -212,20 +216,26 @@ def test_servers_keep_no_descriptor_of_the_entrypoint(deploy, mode):
     read_end, write_end = os.pipe()
     hook = subprocess.Popen(
         ["bash", "-c", f'exec 7>&{write_end}; exec {write_end}>&-; . "$0"', str(dep.out / "entry-hook.sh")],
-        env={**dep.env, "AUTO_INFER_SGLANG_ON_BOOT": "1"}, pass_fds=(write_end,), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env={**dep.env, "AUTO_INFER_SGLANG_ON_BOOT": "1"},
+        pass_fds=(write_end,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_end)
     assert hook.wait(timeout=60) == 0
     os.set_blocking(read_end, False)
-    deadline = time.monotonic() + 10
-    eof = False
-    while time.monotonic() < deadline and not eof:
+
+    def closed_by_all() -> bool:
         try:
-            eof = os.read(read_end, 1) == b""
+            return os.read(read_end, 1) == b""
         except BlockingIOError:
-            time.sleep(0.1)
-    os.close(read_end)
-    assert eof, "a process started by the hook keeps the entrypoint's pipe open"
+            return False
+
+    try:
+        wait_for(closed_by_all, 10, "every process the hook started to let go of the entrypoint's pipe")
+    finally:
+        os.close(read_end)
     dep.run_ok("wait", "--timeout", "30")
     dep.run_ok("stop")
 
@@ -260,10 +270,14 @@ def test_secret_flags_reach_sglang_only_through_the_private_file(deploy, mode):
     assert record["args"]["api_key"] == KEY
     secret_file = dep.run_dir / "secrets" / "s.yaml"
     assert mode_of(secret_file) == 0o600
-    shown = [dep.runner("logs", "s").stdout, dep.runner("status").stdout,
-             (dep.out / "launch-s.sh").read_text(),
-             subprocess.run(["bash", str(dep.out / "launch-s.sh"), "--dry-run"], env=dep.env, capture_output=True,
-                            text=True, check=True).stdout]
+    shown = [
+        dep.runner("logs", "s").stdout,
+        dep.runner("status").stdout,
+        (dep.out / "launch-s.sh").read_text(),
+        subprocess.run(
+            ["bash", str(dep.out / "launch-s.sh"), "--dry-run"], env=dep.env, capture_output=True, text=True, check=True
+        ).stdout,
+    ]
     for pid in [record["pid"], *record["children"]]:
         shown.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"))
     for value in secrets.values():
