@@ -32,7 +32,9 @@ X86_64 = platform.machine() in ("x86_64", "AMD64")
 def make_wheel(directory: Path, name: str, version: str, body: str = "") -> Path:
     """A tiny pure-Python wheel `name==version` (module `name` with __version__) that pip installs."""
     module = name.replace("-", "_")
-    return bundlekit.make_wheel(directory, name, version, {f"{module}/__init__.py": f'__version__ = "{version}"\n{body}'})
+    return bundlekit.make_wheel(
+        directory, name, version, {f"{module}/__init__.py": f'__version__ = "{version}"\n{body}'}
+    )
 
 
 def clean_pip_env() -> dict[str, str]:
@@ -67,13 +69,15 @@ def sha256sum_check(output: Path) -> subprocess.CompletedProcess[str]:
     """`sha256sum -c FILE.sha256` in FILE's directory."""
     if SHA256SUM is None:
         not_here("sha256sum is not installed")
-    return subprocess.run([SHA256SUM, "-c", output.name + ".sha256"], cwd=output.parent, capture_output=True,
-                          text=True)
+    return subprocess.run([SHA256SUM, "-c", output.name + ".sha256"], cwd=output.parent, capture_output=True, text=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "pypi: resolves or downloads the template's real pins from PyPI (network; "
-                            "select with -m pypi, leave out with -m 'not pypi')")
+    config.addinivalue_line(
+        "markers",
+        "pypi: resolves or downloads the template's real pins from PyPI (network; "
+        "select with -m pypi, leave out with -m 'not pypi')",
+    )
 
 
 @dataclasses.dataclass
@@ -119,13 +123,24 @@ class Host:
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
     wheels = tmp_path / "standin-wheels"
     make_wheel(wheels, "sglang", "0.5.10.post1")  # the version the packaged template's `default` pins
-    h = Host(tmp=tmp_path, cache=tmp_path / "cache", wheels=wheels, run_log=tmp_path / "standin-runs.jsonl",
-             monkeypatch=monkeypatch)
+    h = Host(
+        tmp=tmp_path,
+        cache=tmp_path / "cache",
+        wheels=wheels,
+        run_log=tmp_path / "standin-runs.jsonl",
+        monkeypatch=monkeypatch,
+    )
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("PIXI_STANDIN_WHEELS", str(wheels))
     monkeypatch.setenv("PIXI_STANDIN_LOG", str(h.run_log))
-    for name in ("PIXI_STANDIN_FAIL", "PIXI_STANDIN_FAIL_TIMES", "PIXI_STANDIN_STATE_DIR", "PIXI_OFFLINE",
-                 "PIXI_FROZEN", "PIXI_LOCKED"):
+    for name in (
+        "PIXI_STANDIN_FAIL",
+        "PIXI_STANDIN_FAIL_TIMES",
+        "PIXI_STANDIN_STATE_DIR",
+        "PIXI_OFFLINE",
+        "PIXI_FROZEN",
+        "PIXI_LOCKED",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sglangc.bundle, "RETRY_DELAY_SECONDS", 0.0)
     return h
@@ -136,9 +151,24 @@ def pypi_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """supervisor and pyyaml wheels (with their dependencies) for CPython of this interpreter on Linux x86-64,
     downloaded once per session from the configured index (network)."""
     dest = tmp_path_factory.mktemp("pypi-wheels")
-    argv = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(dest),
-            "--only-binary=:all:", "--python-version", PY, "--implementation", "cp",
-            *[f"--platform={p}" for p in sglangc.bundle.WHEEL_PLATFORMS], "supervisor", "pyyaml"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+        "--only-binary=:all:",
+        "--python-version",
+        PY,
+        "--implementation",
+        "cp",
+        *[f"--platform={p}" for p in sglangc.bundle.WHEEL_PLATFORMS],
+        "supervisor",
+        "pyyaml",
+    ]
     done = subprocess.run(argv, capture_output=True, text=True)
     assert done.returncode == 0, f"pip download of supervisor and pyyaml failed (network?):\n{done.stderr}"
     return dest

@@ -53,7 +53,7 @@ other = ["other"]
 def links(host: Host, pypi_wheels: Path) -> Path:
     """A --find-links dir: the tiny sglang plus supervisor, pyyaml (and their dependencies) from PyPI."""
     directory = host.tmp / "links"
-    make_wheel(directory, "sglang", TINY, body='SGLANG_IS_TINY = True\n')
+    make_wheel(directory, "sglang", TINY, body="SGLANG_IS_TINY = True\n")
     for wheel in pypi_wheels.glob("*.whl"):
         (directory / wheel.name).write_bytes(wheel.read_bytes())
     host.monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")  # the machine's own indexes / find-links stay out
@@ -64,8 +64,20 @@ def links(host: Host, pypi_wheels: Path) -> Path:
 
 def wheelhouse(host: Host, links: Path, *args: str) -> tuple[Result, Path]:
     out = host.tmp / "wh.tar"
-    result = host.bundle("--kind", "wheelhouse", "--template", str(host.tmp / "tiny-template"), "-e", "tiny",
-                         "--find-links", str(links), "--no-index", "-o", str(out), *args)
+    result = host.bundle(
+        "--kind",
+        "wheelhouse",
+        "--template",
+        str(host.tmp / "tiny-template"),
+        "-e",
+        "tiny",
+        "--find-links",
+        str(links),
+        "--no-index",
+        "-o",
+        str(out),
+        *args,
+    )
     return result, out
 
 
@@ -96,9 +108,25 @@ def test_wheelhouse_layout_and_offline_install(host: Host, links: Path) -> None:
     env = clean_pip_env()
     # A venv without pip of its own: this pip installs into it the bundle's wheels, and nothing else.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                              "--no-index", "--find-links", "wheels", "-r", "requirements.txt"], cwd=root, env=env,
-                             capture_output=True, text=True)
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-index",
+            "--find-links",
+            "wheels",
+            "-r",
+            "requirements.txt",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     code = "import sglang, yaml, supervisor.supervisord; print(sglang.__version__, sglang.SGLANG_IS_TINY)"
     check = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, env=env)
@@ -119,8 +147,21 @@ def test_wheelhouse_is_deterministic(host: Host, links: Path) -> None:
 def test_wheelhouse_pip_failure_shows_its_last_lines(host: Host, links: Path) -> None:
     tiny_template(host)
     out = host.tmp / "wh.tar"
-    result = host.bundle("--kind", "wheelhouse", "--template", str(host.tmp / "tiny-template"), "-e", "other",
-                         "--find-links", str(links), "--no-index", "-o", str(out), "--retries", "0")
+    result = host.bundle(
+        "--kind",
+        "wheelhouse",
+        "--template",
+        str(host.tmp / "tiny-template"),
+        "-e",
+        "other",
+        "--find-links",
+        str(links),
+        "--no-index",
+        "-o",
+        str(out),
+        "--retries",
+        "0",
+    )
     assert result.exit_code == 1
     assert "sglangc: pip download failed (exit 1); its last" in result.stderr
     assert "sglang==9.9.9" in result.stderr  # pip's own words about what it could not find
@@ -130,8 +171,16 @@ def test_wheelhouse_pip_failure_shows_its_last_lines(host: Host, links: Path) ->
 def test_packaged_template_pip_set() -> None:
     template = Template.load(None)
     default, indexes = _pip_requirements(template, template.environment("default"))
-    assert default == ["cuda-bindings==12.9.4", "cuda-python==12.9.0", "flashinfer-python==0.6.7.post3", "pyyaml",
-                       "sglang==0.5.10.post1", "sglang-kernel==0.4.1", "supervisor", "torch==2.9.1"]
+    assert default == [
+        "cuda-bindings==12.9.4",
+        "cuda-python==12.9.0",
+        "flashinfer-python==0.6.7.post3",
+        "pyyaml",
+        "sglang==0.5.10.post1",
+        "sglang-kernel==0.4.1",
+        "supervisor",
+        "torch==2.9.1",
+    ]
     assert indexes == ["https://download.pytorch.org/whl/cu129"]
     latest, indexes = _pip_requirements(template, template.environment("latest"))
     assert "flashinfer-python[cu13]==0.7.2" in latest and "sglang==0.5.23" in latest
@@ -139,7 +188,9 @@ def test_packaged_template_pip_set() -> None:
     assert _python_version(template.environment("default").conda["python"]) == "3.12"
 
 
-@pytest.mark.parametrize(("spec", "version"), [("3.12.*", "3.12"), ("==3.11", "3.11"), ("3.13.1", "3.13"),
-                                               (">=3.11,<3.13", "3.12"), (None, "3.12")])
+@pytest.mark.parametrize(
+    ("spec", "version"),
+    [("3.12.*", "3.12"), ("==3.11", "3.11"), ("3.13.1", "3.13"), (">=3.11,<3.13", "3.12"), (None, "3.12")],
+)
 def test_python_version_of_the_template(spec: str | None, version: str) -> None:
     assert _python_version(spec) == version

@@ -55,13 +55,21 @@ def pypi_only_env() -> dict[str, str]:
 def test_environment_resolves_on_pypi(environment: str) -> None:
     needs_pypi()
     started = time.monotonic()
-    done = subprocess.run([sys.executable, str(TOOL), "-e", environment, "--glibc", DEFAULT_GLIBC],
-                          capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, str(TOOL), "-e", environment, "--glibc", DEFAULT_GLIBC],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        stdin=subprocess.DEVNULL,
+    )
     print(done.stdout, done.stderr, f"({time.monotonic() - started:.1f} s)")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{environment}: ok: " in done.stdout
-    for url in {spec["index"] for spec in TEMPLATE.environment(environment).pypi.values()
-                if isinstance(spec, dict) and spec.get("index")}:
+    for url in {
+        spec["index"]
+        for spec in TEMPLATE.environment(environment).pypi.values()
+        if isinstance(spec, dict) and spec.get("index")
+    }:
         # Either the index took part, or the output says the same version came from PyPI instead.
         assert url not in done.stdout or "cannot be reached: resolving" in done.stdout
 
@@ -72,13 +80,26 @@ def test_real_wheelhouse_of_the_sglang_side_pins(tmp_path: Path) -> None:
     needs_pypi()
     env = TEMPLATE.environment("default")
     out = tmp_path / "sglang-side.tar"
-    argv = [sys.executable, "-m", "sglangc", "bundle", "--kind", "wheelhouse", "--environment", "default",
-            "--output", str(out), "--cache-dir", str(tmp_path / "cache")]
+    argv = [
+        sys.executable,
+        "-m",
+        "sglangc",
+        "bundle",
+        "--kind",
+        "wheelhouse",
+        "--environment",
+        "default",
+        "--output",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     for name in SGLANG_SIDE:
         argv += ["--only", name]
     started = time.monotonic()
-    done = subprocess.run(argv, env=pypi_only_env(), capture_output=True, text=True, timeout=3600,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        argv, env=pypi_only_env(), capture_output=True, text=True, timeout=3600, stdin=subprocess.DEVNULL
+    )
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stdout + done.stderr
     print(f"{out.stat().st_size / (1 << 20):.1f} MiB in {seconds:.1f} s")
@@ -88,8 +109,11 @@ def test_real_wheelhouse_of_the_sglang_side_pins(tmp_path: Path) -> None:
         names = tar.getnames()
         requirements = tar.extractfile("requirements.txt").read().decode()  # type: ignore[union-attr]
         meta = json.loads(tar.extractfile("bundle.json").read())  # type: ignore[union-attr]
-    pins = {name: _pep440(spec if isinstance(spec, str) else spec["version"]).removeprefix("==")
-            for name, spec in env.pypi.items() if name in SGLANG_SIDE}
+    pins = {
+        name: _pep440(spec if isinstance(spec, str) else spec["version"]).removeprefix("==")
+        for name, spec in env.pypi.items()
+        if name in SGLANG_SIDE
+    }
     assert requirements == "".join(f"{name}=={pins[name]}\n" for name in sorted(pins))
     assert _pip_requirements(TEMPLATE, env, SGLANG_SIDE)[0] == [f"{n}=={pins[n]}" for n in sorted(pins)]
 
@@ -102,6 +126,12 @@ def test_real_wheelhouse_of_the_sglang_side_pins(tmp_path: Path) -> None:
         needs = required_glibc(wheel)
         assert needs is None or needs <= (2, 35), wheel
     highest = max(filter(None, map(required_glibc, wheels)), default=None)
-    assert meta == {"format": 1, "kind": "wheelhouse", "environment": "default", "python": "3.12",
-                    "glibc": f"{highest[0]}.{highest[1]}" if highest else None, "cuda": 12,
-                    "sglangc_version": meta["sglangc_version"]}
+    assert meta == {
+        "format": 1,
+        "kind": "wheelhouse",
+        "environment": "default",
+        "python": "3.12",
+        "glibc": f"{highest[0]}.{highest[1]}" if highest else None,
+        "cuda": 12,
+        "sglangc_version": meta["sglangc_version"],
+    }

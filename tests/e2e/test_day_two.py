@@ -92,7 +92,8 @@ def test_every_command_follows_the_mode_start_chose(deploy):
     plain, supervised = dep.runner("status"), dep.runner("status", env=with_env)
     assert plain.returncode == 0, plain.stdout + plain.stderr
     assert [line.split()[:5] for line in plain.stdout.splitlines()] == [
-        line.split()[:5] for line in supervised.stdout.splitlines()]  # name, state, ready, url, pid
+        line.split()[:5] for line in supervised.stdout.splitlines()
+    ]  # name, state, ready, url, pid
     dep.run_ok("stop")
     assert not (dep.run_dir / "state").exists(), "stop of everything ends the record"
     assert all(proc_state(p) is None for p in servers)
@@ -118,8 +119,6 @@ def test_a_record_whose_supervisord_was_killed_is_said(deploy):
     dep.run_ok("stop")
 
 
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_status_of_names_as_json_with_what_a_failure_means(deploy, mode, tmp_path):
     import json
@@ -141,8 +140,9 @@ def test_status_of_names_as_json_with_what_a_failure_means(deploy, mode, tmp_pat
     dep.run_ok("restart")
     dep.run_ok("wait", "--timeout", "30")
     doc = json.loads(dep.run_ok("status", "--format", "json").stdout)
-    assert all(i["state"] == "RUNNING" and i["ready"] and i["pid"] and i["last_exit"] is None
-               for i in doc["instances"]), doc
+    assert all(
+        i["state"] == "RUNNING" and i["ready"] and i["pid"] and i["last_exit"] is None for i in doc["instances"]
+    ), doc
     dep.run_ok("stop")
 
 

@@ -43,8 +43,15 @@ def with_metadata(source: Path, dest: Path, meta: dict | bytes, member: str = "b
 
 
 def meta(**fields: object) -> dict:
-    base = {"format": 1, "kind": "wheelhouse", "environment": "default", "python": PY, "glibc": "2.28",
-            "cuda": 12, "sglangc_version": "0.1.0"}
+    base = {
+        "format": 1,
+        "kind": "wheelhouse",
+        "environment": "default",
+        "python": PY,
+        "glibc": "2.28",
+        "cuda": 12,
+        "sglangc_version": "0.1.0",
+    }
     return {**base, **fields}
 
 
