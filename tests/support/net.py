@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import socket
+import tempfile
 import typing as t
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-_HANDED_OUT: set[int] = set()
+_HELD: dict[int, t.IO[str]] = {}  # port -> its lock file, held while this process lives
 
 
 def _port_pool() -> range:
-    """Ports below the kernel's ephemeral range (no client connection takes one between our choice and the
-    server's bind), split between pytest-xdist workers so that two workers never choose the same port."""
+    """Ports below the kernel's ephemeral range: no client connection takes one between our choice and the
+    server's bind."""
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
-    low = min(low, 32768)
-    base, top = 10000, max(low, 12000)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    workers = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
-    index = int(worker) % workers if worker.isdigit() else 0
-    size = (top - base) // workers
-    return range(base + index * size, base + (index + 1) * size)
+    return range(10000, max(min(low, 32768), 12000))
+
+
+def _claim(port: int) -> bool:
+    """Take the port for this process, against every other test process of the machine (pytest-xdist workers,
+    other sessions): a lock file per port, held until this process ends."""
+    locks = Path(tempfile.gettempdir()) / f"sglangc-test-ports-{os.getuid()}"
+    locks.mkdir(exist_ok=True)
+    lock = open(locks / str(port), "w")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return False
+    _HELD[port] = lock
+    return True
 
 
 def _bindable(port: int) -> bool:
@@ -41,12 +52,11 @@ def _bindable(port: int) -> bool:
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct ports free right now, never handed out before in this process."""
+    """`count` distinct ports free right now, never handed out before to any test process still running."""
     pool = _port_pool()
     found: list[int] = []
     for port in random.sample(pool, len(pool)):
-        if port not in _HANDED_OUT and _bindable(port):
-            _HANDED_OUT.add(port)
+        if port not in _HELD and _bindable(port) and _claim(port):
             found.append(port)
             if len(found) == count:
                 return found
