@@ -1,15 +1,17 @@
-"""What the tests and the benchmarks share: paths, a bounded wait, and (in the submodules) the in-process CLI,
-loopback HTTP and free ports, /proc process checks, the SGLang stand-in and bundle builders.
+"""What the tests and the benchmarks share: paths, bounded waits, one-time builds, and (in the submodules) the
+in-process CLI, loopback HTTP and free ports, /proc process checks, the SGLang stand-in, bundle builders and the
+real SGLang parser.
 
-    from support import ROOT, wait_for
+    from support import ROOT, wait_for, built_once, not_here, load_module
     from support.cli import run_cli              # sglangc in-process (and the `sglangc` fixture)
     from support.net import free_port, free_ports, http
-    from support.procs import proc_state, pgid, cmdline, live_pids, group_members, processes_with
-    from support.standin import standin           # tests/fakes/sglang_standin/build.py
+    from support.procs import proc_state, pgid, cmdline, live_pids, group_members, processes_with, kill_all
+    from support.standin import standin, make_project   # tests/fakes/sglang_standin/build.py
     from support import bundlekit                 # wheels, wheelhouse and pixi-pack tars
+    from support.real_sglang import real_sglang   # the real SGLang's catalog and argv parsing, once a session
 
 tests/ is on sys.path (pytest's `pythonpath` setting; bench/ inserts it itself), so the package is `support`.
-Stdlib only at import time, but for cli.py (click, pytest): bench/ imports it too.
+Stdlib only at import time, but for cli.py and real_sglang.py (click, pytest): bench/ imports it too.
 """
 
 from __future__ import annotations
