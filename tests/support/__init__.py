@@ -11,7 +11,7 @@ real SGLang parser.
     from support.real_sglang import real_sglang   # the real SGLang's catalog and argv parsing, once a session
 
 tests/ is on sys.path (pytest's `pythonpath` setting; bench/ inserts it itself), so the package is `support`.
-Stdlib only at import time, but for cli.py and real_sglang.py (click, pytest): bench/ imports it too.
+Stdlib only at import time, but for cli.py (click, pytest): bench/ imports it too.
 """
 
 from __future__ import annotations
