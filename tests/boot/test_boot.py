@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import readme
-from support import CATALOG, ROOT, SYSTEM_PATH, built_once, bundlekit, wait_for
+from support import CATALOG, ROOT, SYSTEM_PATH, built_once, bundlekit, procs, wait_for
 from support.net import free_ports, http
 from support.procs import kill_all, processes_with
 from support.standin import standin
@@ -116,14 +116,7 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """A command of the boot; the test fails if it has not finished after `timeout` seconds (or, with `ok`,
     if it exits non-zero)."""
-    try:
-        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as expired:
-        pytest.fail(
-            f"{argv[-1] if argv[0] == 'bash' else argv[0]} did not finish within {timeout:g} s\n"
-            f"{expired.stdout!r}\n{expired.stderr!r}",
-            pytrace=False,
-        )
+    done = procs.run(argv, env=env, timeout=timeout, what=argv[-1] if argv[0] == "bash" else argv[0])
     if ok:
         assert done.returncode == 0, f"{argv}: exit {done.returncode}\n{done.stdout}{done.stderr}"
     return done

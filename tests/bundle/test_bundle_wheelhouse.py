@@ -62,7 +62,7 @@ def links(host: Host, pypi_wheels: Path) -> Path:
     return directory
 
 
-def wheelhouse(host: Host, links: Path, *args: str) -> tuple[Result, Path]:
+def wheelhouse(host: Host, links: Path, *args: str, environment: str = "tiny") -> tuple[Result, Path]:
     out = host.tmp / "wh.tar"
     result = host.bundle(
         "--kind",
@@ -70,7 +70,7 @@ def wheelhouse(host: Host, links: Path, *args: str) -> tuple[Result, Path]:
         "--template",
         str(host.tmp / "tiny-template"),
         "-e",
-        "tiny",
+        environment,
         "--find-links",
         str(links),
         "--no-index",
@@ -146,22 +146,7 @@ def test_wheelhouse_is_deterministic(host: Host, links: Path) -> None:
 
 def test_wheelhouse_pip_failure_shows_its_last_lines(host: Host, links: Path) -> None:
     tiny_template(host)
-    out = host.tmp / "wh.tar"
-    result = host.bundle(
-        "--kind",
-        "wheelhouse",
-        "--template",
-        str(host.tmp / "tiny-template"),
-        "-e",
-        "other",
-        "--find-links",
-        str(links),
-        "--no-index",
-        "-o",
-        str(out),
-        "--retries",
-        "0",
-    )
+    result, out = wheelhouse(host, links, "--retries", "0", environment="other")
     assert result.exit_code == 1
     assert "sglangc: pip download failed (exit 1); its last" in result.stderr
     assert "sglang==9.9.9" in result.stderr  # pip's own words about what it could not find

@@ -19,7 +19,7 @@ import pytest
 from support import CATALOG, SYSTEM_PATH, built_once, wait_for
 from support.cli import run_cli
 from support.net import free_ports
-from support.procs import group_members, kill_all, proc_state, processes_with
+from support.procs import group_members, kill_all, proc_state, processes_with, run
 from support.standin import make_project
 
 MODES = ("supervisord", "fallback")
@@ -87,22 +87,14 @@ class Deployment:
 
     def runner(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """check-and-run-sglang.sh ARGS…; the test fails if it has not finished after `timeout` seconds."""
-        try:
-            return subprocess.run(
-                ["bash", str(self.runner_path), *args],
-                env=env or self.env,
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(
-                f"check-and-run-sglang.sh {' '.join(args)} did not finish within {timeout:g} s\n{self.all_logs()}",
-                pytrace=False,
-            )
+        return run(
+            ["bash", str(self.runner_path), *args],
+            env=env or self.env,
+            cwd=self.root,
+            timeout=timeout,
+            what=f"check-and-run-sglang.sh {' '.join(args)}",
+            detail=self.all_logs,
+        )
 
     def run_ok(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         done = self.runner(*args, timeout=timeout)

@@ -11,9 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from support import FAKES_BIN, ROOT
+from support import FAKES_BIN, ROOT, procs
 
 EXAMPLE = ROOT / "model-configs" / "sglang-single-gpu.toml"
 ENV = "default"
@@ -76,21 +74,12 @@ class Sandbox:
 
     def run(self, bundle: Path | None, *args: str, timeout: float = 180, **extra: str) -> Run:
         """The installer in the foreground; the test fails if it has not finished after `timeout` seconds."""
-        try:
-            done = subprocess.run(
-                self.argv(*args),
-                env=self.environ(bundle, **extra),
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as expired:
-            pytest.fail(
-                f"install-sglang-offline.sh {' '.join(args)} did not finish within {timeout:g} s\n"
-                f"{expired.stdout!r}\n{expired.stderr!r}",
-                pytrace=False,
-            )
+        done = procs.run(
+            self.argv(*args),
+            env=self.environ(bundle, **extra),
+            timeout=timeout,
+            what=f"install-sglang-offline.sh {' '.join(args)}",
+        )
         return Run(done.returncode, done.stdout, done.stderr)
 
     def start(self, bundle: Path, *args: str, log: Path | None = None, **extra: str) -> subprocess.Popen:

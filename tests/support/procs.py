@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import typing as t
 from pathlib import Path
 
 
@@ -81,3 +83,26 @@ def kill_all(pids: list[int]) -> None:
                 kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def run(
+    argv: t.Sequence[str | os.PathLike[str]],
+    *,
+    timeout: float,
+    what: str | None = None,
+    detail: t.Callable[[], str] | None = None,
+    **kwargs: t.Any,
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run with its output captured as text and no stdin; when it has not finished after `timeout`
+    seconds, the test fails saying what did not finish (and `detail()`, the state it left)."""
+    kwargs = {"capture_output": True, "text": True, "stdin": subprocess.DEVNULL, "check": False, **kwargs}
+    try:
+        return subprocess.run(list(argv), timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as expired:
+        import pytest
+
+        said = "\n".join(str(x) for x in (expired.stdout, expired.stderr) if x)
+        more = f"\n{detail()}" if detail else ""
+        pytest.fail(
+            f"{what or ' '.join(map(str, argv))} did not finish within {timeout:g} s\n{said}{more}", pytrace=False
+        )

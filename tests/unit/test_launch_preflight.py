@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import SYSTEM_PATH, wait_for
+from support import SYSTEM_PATH, procs, wait_for
 from support.cli import run_cli
 from support.procs import cmdline, group_members, kill_all
 
@@ -49,16 +49,9 @@ def box(tmp_path: Path):
     def run(
         script: Path, env: dict[str, str] | None = None, path: str = SYSTEM_PATH, timeout: float = 60
     ) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(
-                [str(script)],
-                env={"PATH": path, "HOME": str(tmp_path), **(env or {})},
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{script.name} did not finish within {timeout:g} s", pytrace=False)
+        return procs.run(
+            [script], env={"PATH": path, "HOME": str(tmp_path), **(env or {})}, timeout=timeout, what=script.name
+        )
 
     yield types.SimpleNamespace(compile=compile_, run=run, tmp=tmp_path, model=model, project=project, run_dir=short)
     shutil.rmtree(short, ignore_errors=True)
