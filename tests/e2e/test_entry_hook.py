@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from support.net import http
+from support.procs import run
 
 from .conftest import Deployment, one
 
@@ -39,15 +40,13 @@ if [ "$before" = "$after" ]; then echo state-unchanged; else diff <(echo "$befor
 
 
 def source_hook(dep: Deployment, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return run(
         ["bash", "-c", CALLER, "caller", str(dep.out / "entry-hook.sh")],
         env={**dep.env, **env},
         cwd=dep.root,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
         timeout=timeout,
-        check=False,
+        what="a caller sourcing entry-hook.sh",
+        detail=dep.all_logs,
     )
 
 
