@@ -71,8 +71,11 @@ def wheel_platforms(glibc: str | tuple[int, int]) -> tuple[str, ...]:
     (download.pytorch.org tagged torch that way before 2.6). A malformed glibc or one below 2.17 is a UsageError.
     """
     major, minor = _glibc(glibc)
-    return (*(f"manylinux_{major}_{n}_x86_64" for n in range(minor, MIN_GLIBC[1] - 1, -1)),
-            *(f"{alias}_x86_64" for alias in _LEGACY_MANYLINUX), "linux_x86_64")
+    return (
+        *(f"manylinux_{major}_{n}_x86_64" for n in range(minor, MIN_GLIBC[1] - 1, -1)),
+        *(f"{alias}_x86_64" for alias in _LEGACY_MANYLINUX),
+        "linux_x86_64",
+    )
 
 
 def required_glibc(wheel_filename: str) -> tuple[int, int] | None:
@@ -120,9 +123,15 @@ def bundle_metadata(kind: str, environment: str, python: str | None, wheel_filen
     from sglangc import __version__
 
     glibc = max(filter(None, map(required_glibc, wheel_filenames)), default=None)
-    data = {"format": 1, "kind": kind, "environment": environment, "python": python,
-            "glibc": f"{glibc[0]}.{glibc[1]}" if glibc else None, "cuda": cuda_major(wheel_filenames),
-            "sglangc_version": __version__}
+    data = {
+        "format": 1,
+        "kind": kind,
+        "environment": environment,
+        "python": python,
+        "glibc": f"{glibc[0]}.{glibc[1]}" if glibc else None,
+        "cuda": cuda_major(wheel_filenames),
+        "sglangc_version": __version__,
+    }
     return (json.dumps(data, indent=2) + "\n").encode()
 
 
@@ -132,12 +141,16 @@ def _glibc(value: str | tuple[int, int]) -> tuple[int, int]:
     else:
         found = re.fullmatch(r"\s*(\d+)\.(\d+)\s*", str(value))
         if not found:
-            raise UsageError(f"--glibc {value!r}: not a glibc version (MAJOR.MINOR, e.g. {DEFAULT_GLIBC}; "
-                             "`getconf GNU_LIBC_VERSION` in the container prints it)")
+            raise UsageError(
+                f"--glibc {value!r}: not a glibc version (MAJOR.MINOR, e.g. {DEFAULT_GLIBC}; "
+                "`getconf GNU_LIBC_VERSION` in the container prints it)"
+            )
         major, minor = int(found[1]), int(found[2])
     if major != MIN_GLIBC[0] or minor < MIN_GLIBC[1]:
-        raise UsageError(f"--glibc {major}.{minor}: sglangc bundles for glibc 2.17 or newer (manylinux_2_17 is the "
-                         "oldest tag of the wheels SGLang needs)")
+        raise UsageError(
+            f"--glibc {major}.{minor}: sglangc bundles for glibc 2.17 or newer (manylinux_2_17 is the "
+            "oldest tag of the wheels SGLang needs)"
+        )
     return major, minor
 
 
@@ -194,8 +207,10 @@ class BuiltBundle:
     environment: str
 
     def summary(self) -> str:
-        return (f"{self.path}  {_human(self.size)} ({self.size} bytes)  sha256 {self.sha256}  "
-                f"kind {self.kind}  environment {self.environment}")
+        return (
+            f"{self.path}  {_human(self.size)} ({self.size} bytes)  sha256 {self.sha256}  "
+            f"kind {self.kind}  environment {self.environment}"
+        )
 
 
 Log = t.Callable[[str], None]
@@ -216,14 +231,24 @@ def build(request: BundleRequest, log: Log) -> BuiltBundle:
         raise UsageError(f"unknown bundle kind {request.kind!r}: use one of {', '.join(KINDS)}")
     if request.retries < 0:
         raise UsageError("--retries must be 0 or more")
-    wheel_options = [o for o, given in (("--find-links", request.find_links), ("--index-url", request.index_url),
-                                        ("--no-index", request.no_index)) if given]
+    wheel_options = [
+        o
+        for o, given in (
+            ("--find-links", request.find_links),
+            ("--index-url", request.index_url),
+            ("--no-index", request.no_index),
+        )
+        if given
+    ]
     if request.kind == "pixi-pack" and wheel_options:
-        raise UsageError(f"{', '.join(wheel_options)}: only with --kind wheelhouse (pixi-pack reads the "
-                         "channels and indexes of the template; mirrors go in --rattler-config)")
+        raise UsageError(
+            f"{', '.join(wheel_options)}: only with --kind wheelhouse (pixi-pack reads the "
+            "channels and indexes of the template; mirrors go in --rattler-config)"
+        )
     if request.kind == "wheelhouse" and request.rattler_config is not None:
-        raise UsageError("--rattler-config: only with --kind pixi-pack (for a wheelhouse use --index-url, "
-                         "--find-links)")
+        raise UsageError(
+            "--rattler-config: only with --kind pixi-pack (for a wheelhouse use --index-url, --find-links)"
+        )
     if request.no_index and not request.find_links:
         raise UsageError("--no-index needs --find-links DIR: pip has nowhere else to take wheels from")
     if request.only and request.kind != "wheelhouse":
@@ -243,8 +268,10 @@ def build(request: BundleRequest, log: Log) -> BuiltBundle:
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         (cache / "tmp").mkdir(parents=True, exist_ok=True)
-        with _exclusive(cache / "locks" / (hashlib.sha256(str(output).encode()).hexdigest()[:16] + ".lock"),
-                        lambda: log(f"waiting for another sglangc bundle writing {output}")):
+        with _exclusive(
+            cache / "locks" / (hashlib.sha256(str(output).encode()).hexdigest()[:16] + ".lock"),
+            lambda: log(f"waiting for another sglangc bundle writing {output}"),
+        ):
             work = Path(tempfile.mkdtemp(prefix="bundle-", dir=cache / "tmp"))
             try:
                 if request.kind == "pixi-pack":
@@ -302,8 +329,16 @@ def _copy_template(template: Template, dest: Path) -> None:
 # --- pixi-pack ------------------------------------------------------------------------------------------------
 
 
-def _pixi_pack(request: BundleRequest, template: Template, env: Environment, cache: Path, work: Path,
-               partial: Path, runner: _Runner, log: Log) -> tuple[str, list[str]]:
+def _pixi_pack(
+    request: BundleRequest,
+    template: Template,
+    env: Environment,
+    cache: Path,
+    work: Path,
+    partial: Path,
+    runner: _Runner,
+    log: Log,
+) -> tuple[str, list[str]]:
     pixi = _which("pixi")
     pixi_pack = _which("pixi-pack")
     project = work / "project"
@@ -328,8 +363,12 @@ def _pixi_pack(request: BundleRequest, template: Template, env: Environment, cac
 
     fresh = False
     if lock.exists():
-        check = runner.run([pixi, "lock", "--check", "--manifest-path", str(manifest)], label="pixi lock --check",
-                           cwd=project, retry=False)
+        check = runner.run(
+            [pixi, "lock", "--check", "--manifest-path", str(manifest)],
+            label="pixi lock --check",
+            cwd=project,
+            retry=False,
+        )
         fresh = check == 0
         log("pixi.lock is up to date" if fresh else "pixi.lock is stale (pixi lock --check failed): locking again")
     else:
@@ -343,11 +382,15 @@ def _pixi_pack(request: BundleRequest, template: Template, env: Environment, cac
                 _atomic_copy(lock, template.directory / "pixi.lock")
                 log(f"wrote the new lock to {template.directory / 'pixi.lock'}")
             except OSError as e:
-                log(f"warning: could not write the new lock to {template.directory / 'pixi.lock'} "
-                    f"({e.strerror or e}); bundling with it anyway")
+                log(
+                    f"warning: could not write the new lock to {template.directory / 'pixi.lock'} "
+                    f"({e.strerror or e}); bundling with it anyway"
+                )
         else:
-            log(f"the packaged template is not modified; the new lock is cached at {saved} "
-                "(with --template DIR it is written beside the template)")
+            log(
+                f"the packaged template is not modified; the new lock is cached at {saved} "
+                "(with --template DIR it is written beside the template)"
+            )
     if template.directory is None:
         _atomic_copy(lock, saved)
 
@@ -395,14 +438,38 @@ def _append_member(path: Path, name: str, data: bytes) -> None:
 # --- wheelhouse -----------------------------------------------------------------------------------------------
 
 
-def _wheelhouse(request: BundleRequest, template: Template, env: Environment, cache: Path, work: Path,
-                partial: Path, runner: _Runner, log: Log) -> tuple[str, list[str]]:
+def _wheelhouse(
+    request: BundleRequest,
+    template: Template,
+    env: Environment,
+    cache: Path,
+    work: Path,
+    partial: Path,
+    runner: _Runner,
+    log: Log,
+) -> tuple[str, list[str]]:
     requirements, extra_indexes = _pip_requirements(template, env, request.only)
     python_version = _python_version(env.conda.get("python"))
     options = env.pypi_options
-    argv = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input",
-            "--progress-bar", "off", "--dest", str(work / "wheels"), "--only-binary=:all:",
-            "--python-version", python_version, "--implementation", "cp", "--cache-dir", str(cache / "pip")]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--progress-bar",
+        "off",
+        "--dest",
+        str(work / "wheels"),
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        "--cache-dir",
+        str(cache / "pip"),
+    ]
     for platform in wheel_platforms(request.glibc):
         argv += ["--platform", platform]
     if request.only:
@@ -426,8 +493,10 @@ def _wheelhouse(request: BundleRequest, template: Template, env: Environment, ca
     argv += requirements
     if not _pip_available():
         raise BundleError(f"pip is not available for {sys.executable}: install pip into sglangc's environment")
-    log(f"downloading the wheels of environment {env.name!r} for Linux x86-64 with glibc {request.glibc}, "
-        f"CPython {python_version} (pip download{' --no-deps' if request.only else ''}: {' '.join(requirements)})")
+    log(
+        f"downloading the wheels of environment {env.name!r} for Linux x86-64 with glibc {request.glibc}, "
+        f"CPython {python_version} (pip download{' --no-deps' if request.only else ''}: {' '.join(requirements)})"
+    )
     runner.run(argv, label="pip download", cwd=work)
 
     wheels = sorted((work / "wheels").iterdir(), key=lambda p: p.name)
@@ -456,13 +525,14 @@ def _check_glibc(wheel_filenames: t.Iterable[str], glibc: str) -> None:
         need = required_glibc(filename)
         if need is not None and need > target:
             name, version = _wheel_name_version(filename)
-            raise BundleError(f"{name} {version} needs glibc {need[0]}.{need[1]} ({filename}), the target has "
-                              f"{target[0]}.{target[1]}: pin an older {name}, or bundle for a newer container "
-                              f"with --glibc {need[0]}.{need[1]}")
+            raise BundleError(
+                f"{name} {version} needs glibc {need[0]}.{need[1]} ({filename}), the target has "
+                f"{target[0]}.{target[1]}: pin an older {name}, or bundle for a newer container "
+                f"with --glibc {need[0]}.{need[1]}"
+            )
 
 
-def _pip_requirements(template: Template, env: Environment,
-                      only: t.Sequence[str] = ()) -> tuple[list[str], list[str]]:
+def _pip_requirements(template: Template, env: Environment, only: t.Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """pip requirement strings of the environment's PyPI set (plus the conda packages a wheelhouse must carry as
     wheels), and the extra indexes its per-package `index` entries name; with `only`, just those packages."""
     requirements: dict[str, str] = {}
@@ -471,8 +541,10 @@ def _pip_requirements(template: Template, env: Environment,
     known = {_normalise(n) for n in (*env.pypi, *REQUIRED)}
     unknown = sorted(wanted - known)
     if unknown:
-        raise UsageError(f"--only {', '.join(unknown)}: not a PyPI dependency of environment {env.name!r} "
-                         f"(it has {', '.join(sorted(known))})")
+        raise UsageError(
+            f"--only {', '.join(unknown)}: not a PyPI dependency of environment {env.name!r} "
+            f"(it has {', '.join(sorted(known))})"
+        )
     for name, spec in env.pypi.items():
         key = _normalise(name)
         if wanted and key not in wanted:
@@ -558,8 +630,15 @@ class _Runner:
     def __init__(self, log: Log, verbose: bool, retries: int) -> None:
         self.log, self.verbose, self.retries = log, verbose, retries
 
-    def run(self, argv: list[str], *, label: str, cwd: Path, retry: bool = True,
-            before_attempt: t.Callable[[], None] | None = None) -> int:
+    def run(
+        self,
+        argv: list[str],
+        *,
+        label: str,
+        cwd: Path,
+        retry: bool = True,
+        before_attempt: t.Callable[[], None] | None = None,
+    ) -> int:
         """Run `argv`; with `retry`, up to `retries` more times and raise ToolFailed at the end; without, return
         the exit code."""
         attempts = self.retries + 1 if retry else 1
@@ -575,16 +654,25 @@ class _Runner:
             if attempt < attempts:
                 delay = min(RETRY_DELAY_SECONDS * 2 ** (attempt - 1), 30.0)
                 last = f": {tail[-1]}" if tail else ""
-                self.log(f"{label} failed (exit {code}{last}); retrying in {delay:g} s "
-                         f"(attempt {attempt + 1} of {attempts})")
+                self.log(
+                    f"{label} failed (exit {code}{last}); retrying in {delay:g} s (attempt {attempt + 1} of {attempts})"
+                )
                 time.sleep(delay)
         raise ToolFailed(label, code, attempts, tail)
 
     def _once(self, argv: list[str], cwd: Path) -> tuple[int, list[str]]:
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+                bufsize=1,
+            )
         except OSError as e:
             raise BundleError(f"cannot run {argv[0]}: {e.strerror or e}") from None
         assert proc.stdout is not None
@@ -644,8 +732,10 @@ def _require_contents(names: t.Iterable[str], kind: str) -> None:
     have = {_normalise(n) for n in names}
     missing = [n for n in REQUIRED if n not in have]
     if missing:
-        raise BundleError(f"the {kind} bundle lacks {', '.join(missing)}: add them to the template's environment "
-                          "(the container runs SGLang under supervisord and reads its --config YAML with PyYAML)")
+        raise BundleError(
+            f"the {kind} bundle lacks {', '.join(missing)}: add them to the template's environment "
+            "(the container runs SGLang under supervisord and reads its --config YAML with PyYAML)"
+        )
 
 
 def _publish(partial: Path, output: Path, digest: str) -> None:

@@ -71,8 +71,11 @@ class Option:
     def secret(self) -> bool:
         """Whether it takes a secret: one string value, named for a key, password, token or secret
         (`api-key`, `admin-api-key`, `ssl-keyfile-password`; not `ssl-keyfile`, a path)."""
-        return self.kind == "value" and self.type in (None, "str") and any(
-            n.rsplit("-", 1)[-1] in SECRET_WORDS for n in self.names)
+        return (
+            self.kind == "value"
+            and self.type in (None, "str")
+            and any(n.rsplit("-", 1)[-1] in SECRET_WORDS for n in self.names)
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +168,9 @@ def check_parsers(inst: Instance, catalog: Catalog, config: str) -> list[Finding
             msg += f" (it is a {other_kind} parser)"
         close = difflib.get_close_matches(value, choices, n=1)
         msg += f"; did you mean {show(close[0])}?" if close else "."
-        findings.append(Finding(config, key_path("instances", inst.name, field), f"{msg} Choices: {', '.join(choices)}"))
+        findings.append(
+            Finding(config, key_path("instances", inst.name, field), f"{msg} Choices: {', '.join(choices)}")
+        )
     return findings
 
 
@@ -190,9 +195,11 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
             add(f"--{key} is set by the field `{option.owner}`; use that instead")
             continue
         if option.secret:
-            add(f"--{key} takes a secret, which would sit in the launch script, `plan` and the server's command "
+            add(
+                f"--{key} takes a secret, which would sit in the launch script, `plan` and the server's command "
                 f"line: name the environment variable that holds it instead, server_args_env = "
-                f"{{ {key} = \"{_env_name(key)}\" }}")
+                f'{{ {key} = "{_env_name(key)}" }}'
+            )
             continue
         words, problem = _words(option, key, value)
         if problem:
@@ -314,10 +321,12 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
 
             word = format(Decimal(word), "f")
     elif kind == "human_int":
-        if isinstance(value, bool) or not isinstance(value, (int, str)) or (
-            isinstance(value, str) and not _HUMAN_INT.match(value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, str))
+            or (isinstance(value, str) and not _HUMAN_INT.match(value))
         ):
-            return "", f"expected an integer such as 131072 or \"128k\", not {_kind(value)}"
+            return "", f'expected an integer such as 131072 or "128k", not {_kind(value)}'
         word = str(value)
     elif kind == "bool":
         if not isinstance(value, bool):

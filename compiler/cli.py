@@ -48,8 +48,14 @@ def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
 
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: a table for people; json: the documented, stable format (docs/plan-json.md).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: a table for people; json: the documented, stable format (docs/plan-json.md).",
+)
 def plan(config: str, fmt: str) -> None:
     """Show the resolved plan of CONFIG: GPUs, host:port, start wave and the exact SGLang argv of each instance."""
     from sglangc.pipeline import check as run_check
@@ -67,9 +73,18 @@ def plan(config: str, fmt: str) -> None:
 
 @cli.command("compile")
 @click.argument("config", type=click.Path(dir_okay=True, path_type=str))
-@click.option("-o", "--output", "out_dir", default="/soft/app/sglang", show_default=True, metavar="DIR",
-              help="Directory to write the artifacts into (created if missing; other files in it are left alone).")
-@click.option("--check", "check_only", is_flag=True, help="Write nothing; list what would change, exit 1 if anything would.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    default="/soft/app/sglang",
+    show_default=True,
+    metavar="DIR",
+    help="Directory to write the artifacts into (created if missing; other files in it are left alone).",
+)
+@click.option(
+    "--check", "check_only", is_flag=True, help="Write nothing; list what would change, exit 1 if anything would."
+)
 def compile_command(config: str, out_dir: str, check_only: bool) -> None:
     """Write the runtime artifacts of CONFIG: launch scripts, runner, supervisord.conf, entry hook, manifest."""
     from sglangc.errors import SglangcError
@@ -88,8 +103,11 @@ def compile_command(config: str, out_dir: str, check_only: bool) -> None:
         _echo(f"sglangc: warning: {line}", err=True)
     changes = result.changes
     for relpath in changes.kept:
-        _echo(f"sglangc: note: left {result.out_dir / relpath} alone: the previous compile wrote it, but it has "
-              "changed since", err=True)
+        _echo(
+            f"sglangc: note: left {result.out_dir / relpath} alone: the previous compile wrote it, but it has "
+            "changed since",
+            err=True,
+        )
     if check_only:
         for relpath in changes.written:
             _echo(f"would write {result.out_dir / relpath}")
@@ -102,8 +120,14 @@ def compile_command(config: str, out_dir: str, check_only: bool) -> None:
 
 
 @cli.command()
-@click.option("--format", "fmt", type=click.Choice(["json", "markdown"]), default="json", show_default=True,
-              help="json: the JSON Schema; markdown: the config reference (docs/config-reference.md).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "markdown"]),
+    default="json",
+    show_default=True,
+    help="json: the JSON Schema; markdown: the config reference (docs/config-reference.md).",
+)
 def schema(fmt: str) -> None:
     """Print the JSON Schema of the TOML format (for editors and other tools)."""
     from sglangc.validate import schema_text
@@ -117,41 +141,97 @@ def schema(fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--kind", type=click.Choice(["pixi-pack", "wheelhouse"]), default="pixi-pack", show_default=True,
-              help="pixi-pack: pixi lock + pixi-pack (conda Python, supervisor, pyyaml; PyPI wheels). "
-                   "wheelhouse: pip download of the PyPI set into wheels/ + requirements.txt.")
-@click.option("--template", type=click.Path(exists=True, file_okay=False, path_type=str), metavar="DIR",
-              help="Pixi template directory holding pixi.toml (default: the one shipped with sglangc). It is "
-                   "never modified, except that a newly made pixi.lock is copied back into it.")
-@click.option("-e", "--environment", default="default", show_default=True, metavar="ENV",
-              help="Environment of the template to bundle.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), metavar="FILE",
-              help="Bundle to write; FILE.sha256 is written beside it.  [default: ./sglang-offline-bundle-ENV.tar]")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=str), metavar="DIR",
-              help="Persistent cache (pixi-pack --use-cache, pip's cache, the packaged template's lock), so "
-                   "rebuilds are fast.  [default: $XDG_CACHE_HOME/sglangc or ~/.cache/sglangc]")
-@click.option("--rattler-config", type=click.Path(exists=True, dir_okay=False, path_type=str), metavar="FILE",
-              help="pixi-pack only: rattler/pixi config TOML ([mirrors], [s3-options], [concurrency]), used by "
-                   "pixi lock and pixi-pack.")
-@click.option("--retries", type=click.IntRange(0, 10), default=2, show_default=True, metavar="N",
-              help="Run a failing pixi lock / pixi-pack / pip download up to N more times (2 s, 4 s, … apart).")
-@click.option("--find-links", multiple=True, metavar="DIR|URL",
-              help="wheelhouse only: also take wheels from here (repeatable).")
+@click.option(
+    "--kind",
+    type=click.Choice(["pixi-pack", "wheelhouse"]),
+    default="pixi-pack",
+    show_default=True,
+    help="pixi-pack: pixi lock + pixi-pack (conda Python, supervisor, pyyaml; PyPI wheels). "
+    "wheelhouse: pip download of the PyPI set into wheels/ + requirements.txt.",
+)
+@click.option(
+    "--template",
+    type=click.Path(exists=True, file_okay=False, path_type=str),
+    metavar="DIR",
+    help="Pixi template directory holding pixi.toml (default: the one shipped with sglangc). It is "
+    "never modified, except that a newly made pixi.lock is copied back into it.",
+)
+@click.option(
+    "-e",
+    "--environment",
+    default="default",
+    show_default=True,
+    metavar="ENV",
+    help="Environment of the template to bundle.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Bundle to write; FILE.sha256 is written beside it.  [default: ./sglang-offline-bundle-ENV.tar]",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    metavar="DIR",
+    help="Persistent cache (pixi-pack --use-cache, pip's cache, the packaged template's lock), so "
+    "rebuilds are fast.  [default: $XDG_CACHE_HOME/sglangc or ~/.cache/sglangc]",
+)
+@click.option(
+    "--rattler-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="pixi-pack only: rattler/pixi config TOML ([mirrors], [s3-options], [concurrency]), used by "
+    "pixi lock and pixi-pack.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 10),
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Run a failing pixi lock / pixi-pack / pip download up to N more times (2 s, 4 s, … apart).",
+)
+@click.option(
+    "--find-links", multiple=True, metavar="DIR|URL", help="wheelhouse only: also take wheels from here (repeatable)."
+)
 @click.option("--index-url", metavar="URL", help="wheelhouse only: PyPI index (mirror) instead of the default.")
 @click.option("--no-index", is_flag=True, help="wheelhouse only: no index at all, only --find-links (air-gapped).")
-@click.option("--glibc", default="2.35", show_default=True, metavar="X.Y",
-              help="The container's glibc (`getconf GNU_LIBC_VERSION` in it): a wheelhouse takes wheels tagged "
-                   "manylinux_2_17 up to manylinux_X_Y, and a wheel of either kind that needs more is an error. "
-                   "2.35 is Ubuntu 22.04's, the base of the CUDA 12.x images infer-dev is built on (20.04: 2.31, "
-                   "24.04: 2.39); the `latest` environment needs 2.34 or newer.")
-@click.option("--only", multiple=True, metavar="NAME",
-              help="wheelhouse only: just this PyPI package of the environment, without its dependencies (pip "
-                   "--no-deps; repeatable). A partial wheelhouse, to check that pins download for the target or "
-                   "to refresh a few wheels; the installer cannot install it on its own.")
+@click.option(
+    "--glibc",
+    default="2.35",
+    show_default=True,
+    metavar="X.Y",
+    help="The container's glibc (`getconf GNU_LIBC_VERSION` in it): a wheelhouse takes wheels tagged "
+    "manylinux_2_17 up to manylinux_X_Y, and a wheel of either kind that needs more is an error. "
+    "2.35 is Ubuntu 22.04's, the base of the CUDA 12.x images infer-dev is built on (20.04: 2.31, "
+    "24.04: 2.39); the `latest` environment needs 2.34 or newer.",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="NAME",
+    help="wheelhouse only: just this PyPI package of the environment, without its dependencies (pip "
+    "--no-deps; repeatable). A partial wheelhouse, to check that pins download for the target or "
+    "to refresh a few wheels; the installer cannot install it on its own.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show the tools' own output as they run.")
-def bundle(kind: str, template: str | None, environment: str, output: str | None, cache_dir: str | None,
-           rattler_config: str | None, retries: int, find_links: tuple[str, ...], index_url: str | None,
-           no_index: bool, glibc: str, only: tuple[str, ...], verbose: bool) -> None:
+def bundle(
+    kind: str,
+    template: str | None,
+    environment: str,
+    output: str | None,
+    cache_dir: str | None,
+    rattler_config: str | None,
+    retries: int,
+    find_links: tuple[str, ...],
+    index_url: str | None,
+    no_index: bool,
+    glibc: str,
+    only: tuple[str, ...],
+    verbose: bool,
+) -> None:
     """Build the offline SGLang environment bundle (host side) and FILE.sha256.
 
     Progress goes to stderr; the last line on stdout names the file, its size and sha256, kind and environment.
@@ -165,10 +245,21 @@ def bundle(kind: str, template: str | None, environment: str, output: str | None
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
-    request = BundleRequest(kind=kind, template=path(template), environment=environment, output=path(output),
-                            cache_dir=path(cache_dir), rattler_config=path(rattler_config), retries=retries,
-                            find_links=find_links, index_url=index_url, no_index=no_index, glibc=glibc,
-                            only=only, verbose=verbose)
+    request = BundleRequest(
+        kind=kind,
+        template=path(template),
+        environment=environment,
+        output=path(output),
+        cache_dir=path(cache_dir),
+        rattler_config=path(rattler_config),
+        retries=retries,
+        find_links=find_links,
+        index_url=index_url,
+        no_index=no_index,
+        glibc=glibc,
+        only=only,
+        verbose=verbose,
+    )
     try:
         result = build(request, log=lambda line: _echo(f"sglangc: {line}", err=True))
     except SglangcError as e:

@@ -42,10 +42,15 @@ def sort_findings(findings: t.Iterable[Finding]) -> list[Finding]:
         return ordered
     kept = set(sorted(ordered, key=lambda f: f.severity != "error")[:MAX_FINDINGS])
     errors = any(f.severity == "error" for f in ordered)
-    return [f for f in ordered if f in kept] + [Finding(
-        ordered[0].config, "", f"too many findings: the first {MAX_FINDINGS} are shown"
-        + ("; the check stopped there: fix these, then check again" if errors else ""),
-        "error" if errors else "warning")]
+    return [f for f in ordered if f in kept] + [
+        Finding(
+            ordered[0].config,
+            "",
+            f"too many findings: the first {MAX_FINDINGS} are shown"
+            + ("; the check stopped there: fix these, then check again" if errors else ""),
+            "error" if errors else "warning",
+        )
+    ]
 
 
 class SglangcError(Exception):

@@ -59,9 +59,19 @@ def lint(artifacts: t.Sequence[Artifact], plan: Plan, out_dir: str) -> list[str]
         checking = None
         if shellcheck:
             checking = subprocess.Popen(
-                [shellcheck, "--shell=bash", "--severity=style", "--format=gcc", f"--exclude={SHELLCHECK_EXCLUDE}",
-                 *(a.relpath for a in scripts)],
-                cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                [
+                    shellcheck,
+                    "--shell=bash",
+                    "--severity=style",
+                    "--format=gcc",
+                    f"--exclude={SHELLCHECK_EXCLUDE}",
+                    *(a.relpath for a in scripts),
+                ],
+                cwd=scratch,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         else:
             skipped.append("shellcheck is not installed: the generated scripts were checked with bash -n only")
         for a in scripts:

@@ -50,21 +50,30 @@ def parse(raw: bytes, name: str) -> dict[str, t.Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         line_start = raw.rfind(b"\n", 0, e.start) + 1
-        fail(f"not valid UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); save the file as UTF-8",
-             line=raw.count(b"\n", 0, e.start) + 1, col=len(raw[line_start:e.start].decode("utf-8", "replace")) + 1)
+        fail(
+            f"not valid UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r}); save the file as UTF-8",
+            line=raw.count(b"\n", 0, e.start) + 1,
+            col=len(raw[line_start : e.start].decode("utf-8", "replace")) + 1,
+        )
     if text.startswith("\ufeff"):
         fail("starts with a byte order mark (BOM); save the file as UTF-8 without BOM", line=1, col=1)
     if "\0" in text:  # TOML would say "invalid statement"; say what is wrong
         at = text.index("\0")
-        fail("contains a NUL character: not a text file", line=text.count("\n", 0, at) + 1,
-             col=at - text.rfind("\n", 0, at))
+        fail(
+            "contains a NUL character: not a text file",
+            line=text.count("\n", 0, at) + 1,
+            col=at - text.rfind("\n", 0, at),
+        )
     if not text.strip():
         fail("file is empty; a config needs at least `version = 1` and one [instances.<name>] table")
     deep = _LONG_DOTTED_KEY.search(text)
     if deep:  # the TOML parser's time and memory grow with the square of a dotted key's length
         at = deep.start()
-        fail(f"nested too deeply: a dotted key of more than {MAX_DEPTH} parts; a config may nest at most {MAX_DEPTH} levels",
-             line=text.count("\n", 0, at) + 1, col=at - text.rfind("\n", 0, at))
+        fail(
+            f"nested too deeply: a dotted key of more than {MAX_DEPTH} parts; a config may nest at most {MAX_DEPTH} levels",
+            line=text.count("\n", 0, at) + 1,
+            col=at - text.rfind("\n", 0, at),
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -74,8 +74,9 @@ def _clean_instances(data: dict[str, t.Any], shape: list[Finding], config: str) 
     findings = []
     for instance, raw in sorted(instances.items()):
         prefix = key_path("instances", instance)
-        if isinstance(raw, dict) and not any(f.key == prefix or f.key.startswith((f"{prefix}.", f"{prefix}["))
-                                             for f in shape):
+        if isinstance(raw, dict) and not any(
+            f.key == prefix or f.key.startswith((f"{prefix}.", f"{prefix}[")) for f in shape
+        ):
             findings += check_instance(build_instance(instance, raw), catalog, config)[1]
             if len(findings) > MAX_FINDINGS:
                 break
@@ -111,7 +112,9 @@ def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = 
     if any(is_forbidden_char(c) for c in text) or " ;" in text or " #" in text:
         raise UsageError(f"-o {show(text)}: supervisord cannot take this path (control characters, ' ;' or ' #')")
     if not is_utf8(str(path)):
-        raise UsageError(f"{show(str(path))}: the config's file name is not valid UTF-8 (it is written into the scripts)")
+        raise UsageError(
+            f"{show(str(path))}: the config's file name is not valid UTF-8 (it is written into the scripts)"
+        )
     checked = check(path)
     if checked.plan is None:
         return Compiled(checked, target)

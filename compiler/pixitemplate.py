@@ -64,18 +64,25 @@ class Template:
         if name not in envs and name != "default":
             raise UsageError(f"--environment {name!r}: {self.where} has {', '.join(self.environments())}")
         spec = envs.get(name, [])
-        features, no_default = (spec, False) if isinstance(spec, list) else (
-            spec.get("features", []), bool(spec.get("no-default-feature", False)))
+        features, no_default = (
+            (spec, False)
+            if isinstance(spec, list)
+            else (spec.get("features", []), bool(spec.get("no-default-feature", False)))
+        )
         tables = [] if no_default else [m]
         for feature in features:
             if feature not in m.get("feature", {}):
                 raise UsageError(f"{self.where}: environment {name!r} names the unknown feature {feature!r}")
             tables.append(m["feature"][feature])
-        platforms = [p if isinstance(p, str) else p.get("platform") for p in
-                     m.get("workspace", m.get("project", {})).get("platforms", [])]
+        platforms = [
+            p if isinstance(p, str) else p.get("platform")
+            for p in m.get("workspace", m.get("project", {})).get("platforms", [])
+        ]
         if PLATFORM not in platforms:
-            raise UsageError(f"{self.where}: workspace.platforms must include {PLATFORM} (it has "
-                             f"{', '.join(map(str, platforms)) or 'none'})")
+            raise UsageError(
+                f"{self.where}: workspace.platforms must include {PLATFORM} (it has "
+                f"{', '.join(map(str, platforms)) or 'none'})"
+            )
         conda: dict[str, t.Any] = {}
         pypi: dict[str, t.Any] = {}
         options: dict[str, t.Any] = {}

@@ -85,7 +85,9 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    env.filters.update(shquote=shquote, squote=squote, shjoin=shjoin, sv=sv_value, comment=comment, argv_lines=argv_lines)
+    env.filters.update(
+        shquote=shquote, squote=squote, shjoin=shjoin, sv=sv_value, comment=comment, argv_lines=argv_lines
+    )
     return env
 
 
@@ -158,8 +160,12 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
         "settle_seconds": plan.settle_seconds,
         "group": GROUP,
         "units": [
-            {**dataclasses.asdict(u), "memory_percent": u.memory_percent, "launch": path(f"launch-{u.name}.sh"),
-             "waits": [(n, by_name[n].probe_host, by_name[n].port) for n in u.wait_for]}
+            {
+                **dataclasses.asdict(u),
+                "memory_percent": u.memory_percent,
+                "launch": path(f"launch-{u.name}.sh"),
+                "waits": [(n, by_name[n].probe_host, by_name[n].port) for n in u.wait_for],
+            }
             for u in plan.start_order
         ],
     }
@@ -175,8 +181,14 @@ def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:
         "sglang_version": dep.sglang_version,
         "artifacts": [{"path": a.relpath, "sha256": a.sha256, "mode": f"{a.mode:04o}"} for a in artifacts],
         "instances": [
-            {"name": u.name, "enabled": u.enabled, "gpu_ids": list(u.gpu_ids), "host": u.host, "port": u.port,
-             "wave": u.wave}
+            {
+                "name": u.name,
+                "enabled": u.enabled,
+                "gpu_ids": list(u.gpu_ids),
+                "host": u.host,
+                "port": u.port,
+                "wave": u.wave,
+            }
             for u in plan.units
         ],
     }

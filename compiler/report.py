@@ -35,10 +35,13 @@ def summary(plan: Plan) -> str:
     gpus = sorted({g for u in enabled for g in u.gpu_ids})
     head = (
         f"{dep.config}: ok: {len(plan.units)} instance(s), {len(enabled)} enabled, GPUs {gpu_list(gpus)}, "
-        f"SGLang {dep.sglang_version}" + ("" if dep.master.enable else ", master.enable = false (nothing starts at boot)")
+        f"SGLang {dep.sglang_version}"
+        + ("" if dep.master.enable else ", master.enable = false (nothing starts at boot)")
     )
     rows = [
-        f"  {u.name}: gpus {gpu_list(u.gpu_ids)}, {_address(u)}, wave {u.wave}" if u.enabled else f"  {u.name}: disabled"
+        f"  {u.name}: gpus {gpu_list(u.gpu_ids)}, {_address(u)}, wave {u.wave}"
+        if u.enabled
+        else f"  {u.name}: disabled"
         for u in plan.units
     ]
     return "\n".join([head, *rows])
@@ -52,8 +55,14 @@ def plan_text(plan: Plan) -> str:
     dep = plan.deployment
     header = ["NAME", "ENABLED", "WAVE", "GPUS", "HOST:PORT", "DEPENDS ON"]
     rows = [
-        [u.name, "yes" if u.enabled else "no", str(u.wave or "-"), gpu_list(u.gpu_ids), _address(u),
-         ",".join(u.depends_on) or "-"]
+        [
+            u.name,
+            "yes" if u.enabled else "no",
+            str(u.wave or "-"),
+            gpu_list(u.gpu_ids),
+            _address(u),
+            ",".join(u.depends_on) or "-",
+        ]
         for u in plan.units
     ]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
@@ -74,8 +83,11 @@ def plan_text(plan: Plan) -> str:
         if u.gpu_ids:
             lines.append(f"  env CUDA_VISIBLE_DEVICES={','.join(map(str, u.gpu_ids))}")
         for key, variable in u.secret_envs:
-            lines.append(f"  --{key}: read from ${variable} at launch" if key != "api-key" else
-                         f"  api key: read from ${variable} at launch")
+            lines.append(
+                f"  --{key}: read from ${variable} at launch"
+                if key != "api-key"
+                else f"  api key: read from ${variable} at launch"
+            )
         lines.append(f"  python -m sglang.launch_server {shlex.join(u.argv)}")
     return "\n".join(lines)
 

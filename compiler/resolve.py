@@ -90,8 +90,11 @@ class Plan:
 
     def relocated(self, root: str) -> Plan:
         """The same plan with its runtime and log directories under `root` (to lint the conf in a scratch dir)."""
-        master = dataclasses.replace(self.deployment.master, runtime_dir=root + self.deployment.master.runtime_dir,
-                                     log_dir=root + self.deployment.master.log_dir)
+        master = dataclasses.replace(
+            self.deployment.master,
+            runtime_dir=root + self.deployment.master.runtime_dir,
+            log_dir=root + self.deployment.master.log_dir,
+        )
         units = tuple(dataclasses.replace(u, **_files(master, u.name, bool(u.secret_envs))) for u in self.units)
         return dataclasses.replace(self, deployment=dataclasses.replace(self.deployment, master=master), units=units)
 
@@ -165,25 +168,43 @@ def _check_runnable(dep: Deployment, units: tuple[LaunchUnit, ...]) -> list[Find
     for field in ("runtime_dir", "log_dir"):
         value = getattr(master, field)
         if any(sep in value for sep in (" ;", " #", "\t;", "\t#")):
-            findings.append(Finding(dep.config, key_path("master", field), (
-                f"{show(value)}: supervisord.conf would read ' ;' or ' #' in it as the start of a comment")))
+            findings.append(
+                Finding(
+                    dep.config,
+                    key_path("master", field),
+                    (f"{show(value)}: supervisord.conf would read ' ;' or ' #' in it as the start of a comment"),
+                )
+            )
     socket = f"{master.runtime_dir}/{SOCKET_NAME}".encode()
     if len(socket) >= SOCKET_MAX_BYTES:
-        findings.append(Finding(dep.config, key_path("master", "runtime_dir"), (
-            f"supervisord's socket {show(socket.decode(), limit=60)} would be {len(socket)} bytes; a unix socket "
-            f"path must stay under {SOCKET_MAX_BYTES} bytes (choose a shorter runtime_dir)")))
+        findings.append(
+            Finding(
+                dep.config,
+                key_path("master", "runtime_dir"),
+                (
+                    f"supervisord's socket {show(socket.decode(), limit=60)} would be {len(socket)} bytes; a unix socket "
+                    f"path must stay under {SOCKET_MAX_BYTES} bytes (choose a shorter runtime_dir)"
+                ),
+            )
+        )
     for u in units:
         if not u.enabled:
             continue
         for key, value in u.exports:
             if len(f"{key}={value}".encode()) > MAX_ARG_BYTES:
-                where = key_path("instances", u.name, "env", key) if key != "CUDA_VISIBLE_DEVICES" else key_path(
-                    "instances", u.name, "gpu_ids")
+                where = (
+                    key_path("instances", u.name, "env", key)
+                    if key != "CUDA_VISIBLE_DEVICES"
+                    else key_path("instances", u.name, "gpu_ids")
+                )
                 findings.append(Finding(dep.config, where, _too_long(f"{key}=…")))
         for word in u.argv:
             if len(word.encode()) > MAX_ARG_BYTES:
-                findings.append(Finding(dep.config, key_path("instances", u.name), _too_long(
-                    f"the argument {show(word, limit=30)}")))
+                findings.append(
+                    Finding(
+                        dep.config, key_path("instances", u.name), _too_long(f"the argument {show(word, limit=30)}")
+                    )
+                )
     return findings
 
 
@@ -224,16 +245,35 @@ def _files(master: Master, name: str, secrets: bool) -> dict[str, t.Any]:
 def check_instance(inst: Instance, catalog: Catalog, config: str) -> tuple[FlagCheck, list[Finding]]:
     """What can be checked of one instance on its own: SGLang flags, parsers, env, values SGLang would misread."""
     flags = check_server_args(inst, catalog, config)
-    findings = [*flags.findings, *check_server_args_env(inst, catalog, config), *check_parsers(inst, catalog, config),
-                *_check_env(inst, config)]
+    findings = [
+        *flags.findings,
+        *check_server_args_env(inst, catalog, config),
+        *check_parsers(inst, catalog, config),
+        *_check_env(inst, config),
+    ]
     for field in ("model_path", "served_model_name", "host"):
         if (getattr(inst, field) or "").startswith("-"):
-            findings.append(Finding(config, key_path("instances", inst.name, field), (
-                f"{show(getattr(inst, field))} starts with '-': SGLang's argument parser would take it for a flag")))
+            findings.append(
+                Finding(
+                    config,
+                    key_path("instances", inst.name, field),
+                    (
+                        f"{show(getattr(inst, field))} starts with '-': SGLang's argument parser would take it for a flag"
+                    ),
+                )
+            )
     if inst.enable and inst.host in ANY_HOSTS and not inst.api_key_env:
-        findings.append(Finding(config, key_path("instances", inst.name, "host"), (
-            f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "
-            "anyone who reaches the port can use the server"), "warning"))
+        findings.append(
+            Finding(
+                config,
+                key_path("instances", inst.name, "host"),
+                (
+                    f"{show(inst.host)} accepts connections from anywhere and no api_key_env is set: "
+                    "anyone who reaches the port can use the server"
+                ),
+                "warning",
+            )
+        )
     return flags, findings
 
 
@@ -271,9 +311,17 @@ def _check_env(inst: Instance, config: str) -> list[Finding]:
         if name in _OWNED_ENV:
             findings.append(Finding(config, where, f"is set from the field `{_OWNED_ENV[name]}`; use that instead"))
         elif secret_env_name(name):
-            findings.append(Finding(config, where, (
-                "looks like a secret written into the config; pass it in the container's environment "
-                "instead (every process started at boot inherits it)"), "warning"))
+            findings.append(
+                Finding(
+                    config,
+                    where,
+                    (
+                        "looks like a secret written into the config; pass it in the container's environment "
+                        "instead (every process started at boot inherits it)"
+                    ),
+                    "warning",
+                )
+            )
     return findings
 
 
@@ -281,7 +329,10 @@ def _gpus_needed(inst: Instance, flags: FlagCheck) -> tuple[int, str]:
     """GPUs an instance needs, and the product that says why (DP attention runs inside the TP group)."""
     tp, pp, dp = inst.tp_size, flags.pp_size, inst.dp_size
     if flags.dp_attention:
-        return tp * pp, f"tp_size {tp} × pp-size {pp} = {tp * pp} (with DP attention, data-parallel ranks run inside the TP group)"
+        return (
+            tp * pp,
+            f"tp_size {tp} × pp-size {pp} = {tp * pp} (with DP attention, data-parallel ranks run inside the TP group)",
+        )
     return tp * pp * dp, f"tp_size {tp} × pp-size {pp} × dp_size {dp} = {tp * pp * dp}"
 
 
@@ -295,10 +346,12 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
         need, formula = _gpus_needed(inst, flags[inst.name])
         ids = inst.gpu_ids if inst.gpu_ids is not None or count is None else "auto"
         if ids is None:
-            findings.append(Finding(config, where, "required: list the GPU ids, or set master.gpu_count to use \"auto\""))
+            findings.append(Finding(config, where, 'required: list the GPU ids, or set master.gpu_count to use "auto"'))
         elif isinstance(ids, str):  # "auto"
             if count is None:
-                findings.append(Finding(config, where, "\"auto\" needs master.gpu_count (how many GPUs the container has)"))
+                findings.append(
+                    Finding(config, where, '"auto" needs master.gpu_count (how many GPUs the container has)')
+                )
             elif inst.enable:
                 auto.append((need, inst.name))
         else:
@@ -307,18 +360,32 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
             beyond = [g for g in ids if count is not None and g >= count]
             if beyond:
                 label = "GPU {} does" if len(beyond) == 1 else "GPUs {} do"
-                findings.append(Finding(config, where, (
-                    f"{label.format(', '.join(map(str, beyond)))} not exist: master.gpu_count = {count} "
-                    f"(ids 0 to {count - 1})")))
+                findings.append(
+                    Finding(
+                        config,
+                        where,
+                        (
+                            f"{label.format(', '.join(map(str, beyond)))} not exist: master.gpu_count = {count} "
+                            f"(ids 0 to {count - 1})"
+                        ),
+                    )
+                )
             if inst.enable or not beyond:
                 result[inst.name] = ids
     used = {g for name, ids in result.items() if dep.instance(name).enable for g in ids}
     for need, name in sorted(auto, key=lambda a: (-a[0], a[1])):
         free = [g for g in range(count or 0) if g not in used]
         if len(free) < need:
-            findings.append(Finding(config, key_path("instances", name, "gpu_ids"), (
-                f"\"auto\" needs {need} free GPU(s) but only {len(free)} of master.gpu_count = {count} "
-                "are left by the other instances")))
+            findings.append(
+                Finding(
+                    config,
+                    key_path("instances", name, "gpu_ids"),
+                    (
+                        f'"auto" needs {need} free GPU(s) but only {len(free)} of master.gpu_count = {count} '
+                        "are left by the other instances"
+                    ),
+                )
+            )
             continue
         result[name] = tuple(free[:need])
         used.update(free[:need])
@@ -336,8 +403,13 @@ def _allocate_ports(dep: Deployment, findings: list[Finding]) -> dict[str, int]:
         while candidate in used:
             candidate += 1
         if candidate > 65535:
-            findings.append(Finding(dep.config, key_path("instances", inst.name, "port"),
-                                    f"no free port left between master.base_port = {dep.master.base_port} and 65535"))
+            findings.append(
+                Finding(
+                    dep.config,
+                    key_path("instances", inst.name, "port"),
+                    f"no free port left between master.base_port = {dep.master.base_port} and 65535",
+                )
+            )
             continue
         ports[inst.name] = candidate
         used.add(candidate)
@@ -378,9 +450,16 @@ def _check_gpu_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding]
             continue
         shown = " + ".join(f"{n} {fractions[n] if fractions[n] is not None else 'unset'}" for n in names)
         label = "GPU" if len(gpu_list) == 1 else "GPUs"
-        findings.append(Finding(dep.config, key_path("instances", names[-1], "gpu_ids"), (
-            f"{label} {', '.join(map(str, gpu_list))} shared with {', '.join(map(show, names[:-1]))}: instances on "
-            f"one GPU must all set mem_fraction_static with a sum of at most {SHARED_GPU_MEMORY} (now {shown})")))
+        findings.append(
+            Finding(
+                dep.config,
+                key_path("instances", names[-1], "gpu_ids"),
+                (
+                    f"{label} {', '.join(map(str, gpu_list))} shared with {', '.join(map(show, names[:-1]))}: instances on "
+                    f"one GPU must all set mem_fraction_static with a sum of at most {SHARED_GPU_MEMORY} (now {shown})"
+                ),
+            )
+        )
     return set(groups)
 
 
@@ -397,10 +476,16 @@ def _check_port_sharing(dep: Deployment, graph: nx.Graph, findings: list[Finding
             a = min((n for n in earlier if n is not None), default=None)
             if a is not None:
                 host_a = dep.instance(a).host
-                hosts = f"both on host {show(host_a)}" if host_a == host_b else (
-                    f"hosts {show(host_a)} and {show(host_b)} overlap")
-                findings.append(Finding(dep.config, key_path("instances", b, "port"),
-                                        f"port {port} is also used by {show(a)} ({hosts})"))
+                hosts = (
+                    f"both on host {show(host_a)}"
+                    if host_a == host_b
+                    else (f"hosts {show(host_a)} and {show(host_b)} overlap")
+                )
+                findings.append(
+                    Finding(
+                        dep.config, key_path("instances", b, "port"), f"port {port} is also used by {show(a)} ({hosts})"
+                    )
+                )
             first_any = first_any or b
             first_on.setdefault(hb, b)
             if hb in ANY_HOSTS:
@@ -425,7 +510,9 @@ def _dependencies(dep: Deployment, findings: list[Finding]) -> list[tuple[str, s
                 findings.append(Finding(config, where, f"{show(target)} is not an instance of this config{hint}"))
                 continue
             if inst.enable and not dep.instance(target).enable:
-                findings.append(Finding(config, where, f"{show(target)} is disabled (enable = false), so it never becomes ready"))
+                findings.append(
+                    Finding(config, where, f"{show(target)} is disabled (enable = false), so it never becomes ready")
+                )
             edges.append((target, inst.name))
     return edges
 
@@ -457,7 +544,9 @@ def _cycles(graph: nx.DiGraph, limit: int = 20) -> list[list[str]]:
     return sorted(cycles)
 
 
-def _waves(dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, ...]]) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
+def _waves(
+    dep: Deployment, deps: nx.DiGraph, shares: set[tuple[str, ...]]
+) -> tuple[dict[str, int], dict[str, tuple[str, ...]]]:
     """Start waves: lexicographic topological generations of dependencies plus GPU sharing (earlier one first)."""
     import networkx as nx
 

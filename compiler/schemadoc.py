@@ -51,8 +51,11 @@ def _type(spec: dict[str, t.Any]) -> str:
     text = " / ".join(words.get(k, k) for k in kinds)
     if kind == "array" and "items" in spec:
         text = f"list of {_type(spec['items'])}"
-    limits = [f"≥ {spec['minimum']}" if "minimum" in spec else "", f"> {spec['exclusiveMinimum']}" if "exclusiveMinimum" in spec else "",
-              f"≤ {spec['maximum']}" if "maximum" in spec else ""]
+    limits = [
+        f"≥ {spec['minimum']}" if "minimum" in spec else "",
+        f"> {spec['exclusiveMinimum']}" if "exclusiveMinimum" in spec else "",
+        f"≤ {spec['maximum']}" if "maximum" in spec else "",
+    ]
     limits = [x for x in limits if x]
     return text + (f" ({', '.join(limits)})" if limits else "")
 

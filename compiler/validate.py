@@ -110,8 +110,11 @@ def _rewrite(error: t.Any, name: str) -> t.Iterator[Finding]:
                 dupes.setdefault(marker, item)
             seen.add(marker)
         for item in dupes.values():
-            yield Finding(name, where, f"{show(item) if isinstance(item, (str, int, float)) else _describe(item)} "
-                                       "is listed more than once")
+            yield Finding(
+                name,
+                where,
+                f"{show(item) if isinstance(item, (str, int, float)) else _describe(item)} is listed more than once",
+            )
         if not dupes:
             yield Finding(name, where, "lists the same item more than once")
     else:

@@ -54,7 +54,8 @@ def safe_relpath(path: object) -> bool:
     if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path:
         return False
     return all(part not in ("", ".", "..") for part in path.split("/")) and not any(
-        ord(c) < 0x20 or ord(c) == 0x7F for c in path)
+        ord(c) < 0x20 or ord(c) == 0x7F for c in path
+    )
 
 
 def plan_changes(artifacts: t.Sequence[Artifact], out_dir: Path) -> Changes:
@@ -148,7 +149,9 @@ class _Dir:
                     yield None  # nothing of sglangc's is there: it is not read, not pruned
                     return
                 if stat.S_ISLNK(st.st_mode):
-                    self.fail(sub, "is a symbolic link: sglangc writes nothing through it (remove it, then compile again)")
+                    self.fail(
+                        sub, "is a symbolic link: sglangc writes nothing through it (remove it, then compile again)"
+                    )
                 if not stat.S_ISDIR(st.st_mode):
                     self.fail(sub, "is not a directory (remove it, then compile again)")
                 try:
@@ -191,8 +194,11 @@ class _Dir:
             records = {e["path"]: e["sha256"] for e in entries if isinstance(e, dict)}
         except (ValueError, KeyError, TypeError, RecursionError):
             return {}
-        return {p: h for p, h in records.items()
-                if safe_relpath(p) and p != MANIFEST and isinstance(h, str) and _SHA256.fullmatch(h)}
+        return {
+            p: h
+            for p, h in records.items()
+            if safe_relpath(p) and p != MANIFEST and isinstance(h, str) and _SHA256.fullmatch(h)
+        }
 
     def replace(self, a: Artifact) -> None:
         name = a.relpath.rsplit("/", 1)[-1]
@@ -200,12 +206,14 @@ class _Dir:
         with self.parent(a.relpath, create=True) as fd:
             assert fd is not None
             try:
-                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                              dir_fd=fd)
+                out = os.open(
+                    tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
+                )
             except FileExistsError:
                 os.unlink(tmp, dir_fd=fd)
-                out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                              dir_fd=fd)
+                out = os.open(
+                    tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=fd
+                )
             except OSError as e:
                 self.fail(a.relpath, "cannot write", e)
             try:

@@ -12,8 +12,9 @@ from conftest import EXAMPLES, run_cli
 
 @pytest.mark.parametrize("args", [["schema"], ["--help"], ["check", "--help"]])
 def test_light_commands_skip_heavy_imports(args: list[str]) -> None:
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "sglangc", *args],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sglangc", *args], capture_output=True, text=True, check=True
+    )
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
     assert "networkx" not in imported
     assert "jinja2" not in imported
@@ -30,7 +31,10 @@ def test_strict_turns_warnings_into_failure(write_config) -> None:
     config = write_config('version = 1\n[master]\ngpu_count = 1\n[instances.a]\nmodel_path = "/m"\nhost = "0.0.0.0"\n')
     relaxed = run_cli("check", str(config))
     assert relaxed.exit_code == 0
-    assert relaxed.stderr == f"{config}: warning: instances.a.host: \"0.0.0.0\" accepts connections from anywhere and no api_key_env is set: anyone who reaches the port can use the server\n"
+    assert (
+        relaxed.stderr
+        == f'{config}: warning: instances.a.host: "0.0.0.0" accepts connections from anywhere and no api_key_env is set: anyone who reaches the port can use the server\n'
+    )
     assert run_cli("check", "--strict", str(config)).exit_code == 1
 
 
@@ -48,8 +52,9 @@ def test_plan_json_is_stable_and_complete() -> None:
 
 
 def test_plan_redacts_secret_looking_env(write_config) -> None:
-    config = write_config('version = 1\n[master]\ngpu_count = 1\n[instances.a]\nmodel_path = "/m"\n'
-                          'env = { HF_TOKEN = "hf_abcdef" }\n')
+    config = write_config(
+        'version = 1\n[master]\ngpu_count = 1\n[instances.a]\nmodel_path = "/m"\nenv = { HF_TOKEN = "hf_abcdef" }\n'
+    )
     for fmt in ("text", "json"):
         result = run_cli("plan", "--format", fmt, str(config))
         assert result.exit_code == 0

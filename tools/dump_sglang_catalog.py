@@ -153,8 +153,7 @@ def _deprecated(action: argparse.Action) -> bool:
     if _DEPRECATED_HELP_START.search(text):
         return True
     return any(
-        re.search(re.escape(flag) + r"\s+is\s+deprecated\b", text, re.IGNORECASE)
-        for flag in action.option_strings
+        re.search(re.escape(flag) + r"\s+is\s+deprecated\b", text, re.IGNORECASE) for flag in action.option_strings
     )
 
 

@@ -68,21 +68,47 @@ def resolve(template: Template, name: str, glibc: str, index_url: str, out: Path
         if reachable(url):
             extra.append(url)
             continue
-        pins = [f"{pkg}{bundle._pep440(spec.get('version', '*'))}" for pkg, spec in env.pypi.items()
-                if isinstance(spec, dict) and spec.get("index") == url]
-        print(f"{name}: {url} cannot be reached: resolving {', '.join(pins) or 'its packages'} from {index_url} "
-              "instead (the same version, PyPI's build)", flush=True)
+        pins = [
+            f"{pkg}{bundle._pep440(spec.get('version', '*'))}"
+            for pkg, spec in env.pypi.items()
+            if isinstance(spec, dict) and spec.get("index") == url
+        ]
+        print(
+            f"{name}: {url} cannot be reached: resolving {', '.join(pins) or 'its packages'} from {index_url} "
+            "instead (the same version, PyPI's build)",
+            flush=True,
+        )
     report = out / f"{name}.json"
-    argv = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-            "--target", str(out / f"{name}-target"), "--report", str(report), "--only-binary=:all:", "--python-version", python, "--implementation", "cp",
-            "--retries", "3", "--timeout", "60", "--index-url", index_url]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--target",
+        str(out / f"{name}-target"),
+        "--report",
+        str(report),
+        "--only-binary=:all:",
+        "--python-version",
+        python,
+        "--implementation",
+        "cp",
+        "--retries",
+        "3",
+        "--timeout",
+        "60",
+        "--index-url",
+        index_url,
+    ]
     for platform in bundle.wheel_platforms(glibc):
         argv += ["--platform", platform]
     for url in extra:
         argv += ["--extra-index-url", url]
     argv += requirements
-    print(f"{name}: resolving {' '.join(requirements)} for CPython {python}, Linux x86-64, glibc {glibc}",
-          flush=True)
+    print(f"{name}: resolving {' '.join(requirements)} for CPython {python}, Linux x86-64, glibc {glibc}", flush=True)
     started = time.monotonic()
     done = subprocess.run(argv, env=pip_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True)
     seconds = time.monotonic() - started
@@ -94,31 +120,52 @@ def resolve(template: Template, name: str, glibc: str, index_url: str, out: Path
     installs = json.loads(report.read_text(encoding="utf-8")).get("install", [])
     files = [item["download_info"]["url"].rsplit("/", 1)[-1].split("#")[0] for item in installs]
     problems = [f for f in files if not f.endswith(".whl")]
-    problems += [f"{f} needs glibc {'.'.join(map(str, need))}" for f in files
-                 if (need := bundle.required_glibc(f)) and need > bundle._glibc(glibc)]
+    problems += [
+        f"{f} needs glibc {'.'.join(map(str, need))}"
+        for f in files
+        if (need := bundle.required_glibc(f)) and need > bundle._glibc(glibc)
+    ]
     if problems:
         print(f"{name}: FAILED: {'; '.join(problems)}", flush=True)
         return False
     needs = max(filter(None, map(bundle.required_glibc, files)), default=None)
     versions = {item["metadata"]["name"].lower(): item["metadata"]["version"] for item in installs}
-    shown = ", ".join(f"{p} {versions[p]}" for p in ("torch", "sglang", "sglang-kernel", "flashinfer-python")
-                      if p in versions)
+    shown = ", ".join(
+        f"{p} {versions[p]}" for p in ("torch", "sglang", "sglang-kernel", "flashinfer-python") if p in versions
+    )
     cuda = bundle.cuda_major(files)
-    print(f"{name}: ok: {len(files)} wheels ({shown}); highest glibc needed "
-          f"{'.'.join(map(str, needs)) if needs else 'none'}, CUDA {cuda if cuda is not None else 'unknown'}; "
-          f"{seconds:.1f} s", flush=True)
+    print(
+        f"{name}: ok: {len(files)} wheels ({shown}); highest glibc needed "
+        f"{'.'.join(map(str, needs)) if needs else 'none'}, CUDA {cuda if cuda is not None else 'unknown'}; "
+        f"{seconds:.1f} s",
+        flush=True,
+    )
     return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="resolve-template.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-e", "--environment", action="append", default=[], metavar="ENV",
-                        help="an environment of the template (repeatable; default: all)")
-    parser.add_argument("--glibc", default=bundle.DEFAULT_GLIBC, metavar="X.Y",
-                        help=f"the container's glibc (default {bundle.DEFAULT_GLIBC})")
+    parser.add_argument(
+        "-e",
+        "--environment",
+        action="append",
+        default=[],
+        metavar="ENV",
+        help="an environment of the template (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--glibc",
+        default=bundle.DEFAULT_GLIBC,
+        metavar="X.Y",
+        help=f"the container's glibc (default {bundle.DEFAULT_GLIBC})",
+    )
     parser.add_argument("--index-url", default=PYPI, metavar="URL", help=f"the index (default {PYPI})")
-    parser.add_argument("--template", type=Path, metavar="DIR",
-                        help="a template directory holding pixi.toml (default: the one shipped with sglangc)")
+    parser.add_argument(
+        "--template",
+        type=Path,
+        metavar="DIR",
+        help="a template directory holding pixi.toml (default: the one shipped with sglangc)",
+    )
     parser.add_argument("--report-dir", type=Path, metavar="DIR", help="keep pip's reports (<ENV>.json) here")
     args = parser.parse_args(argv)
     try:

@@ -12,14 +12,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ('version = 1\nsglang_version = "0.5.23"\n[master]\ngpu_count = 2\n'
-          '[instances.a]\nmodel_path = "/m/a"\n[instances.b]\nmodel_path = "/m/b"\n')
+CONFIG = (
+    'version = 1\nsglang_version = "0.5.23"\n[master]\ngpu_count = 2\n'
+    '[instances.a]\nmodel_path = "/m/a"\n[instances.b]\nmodel_path = "/m/b"\n'
+)
 
 
 def sglangc(*args: str | bytes | os.PathLike, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real command in a subprocess, bounded: a compile that blocks on a FIFO fails here instead of hanging."""
-    return subprocess.run([sys.executable, "-m", "sglangc", *map(os.fsdecode, args)], cwd=cwd, capture_output=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sglangc", *map(os.fsdecode, args)],
+        cwd=cwd,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.fixture

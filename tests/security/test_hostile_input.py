@@ -27,8 +27,14 @@ def test_hostile_config_ends_with_its_finding(shape: str, tmp_path: Path) -> Non
     config = tmp_path / "config.toml"
     config.write_text(text, encoding="utf-8")
     # The timeout only keeps a regression from hanging the suite; the figure that matters is in bench/.
-    done = subprocess.run([sys.executable, "-m", "sglangc", "check", "-q", str(config)], preexec_fn=_bounded,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "sglangc", "check", "-q", str(config)],
+        preexec_fn=_bounded,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "internal error" not in done.stderr
     lines = done.stderr.splitlines()
@@ -42,7 +48,8 @@ def test_a_fifo_as_config_is_refused_at_once(tmp_path: Path) -> None:
 
     fifo = tmp_path / "cfg.fifo"
     os.mkfifo(fifo)
-    done = subprocess.run([sys.executable, "-m", "sglangc", "check", str(fifo)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "sglangc", "check", str(fifo)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 1
     assert done.stderr == f"{fifo}: is not a regular file (a FIFO, socket or device); a config is read from a file\n"

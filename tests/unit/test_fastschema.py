@@ -27,8 +27,9 @@ CASES = ROOT / "tests" / "cases"
 SCHEMA = json.loads(validate.schema_text())
 FAST = fastschema.compile_schema(SCHEMA)
 FULL = validate._validator()
-SETTINGS = settings(max_examples=400, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 def agree(value: t.Any) -> bool:
@@ -58,15 +59,18 @@ def test_the_keywords_implemented_are_those_the_schema_uses() -> None:
     assert not fastschema.ANNOTATIONS & set(Draft202012Validator.VALIDATORS)
 
 
-@pytest.mark.parametrize("schema", [
-    {"oneOf": [{"type": "string"}]},
-    {"type": "object", "properties": {"a": {"type": "integer", "multipleOf": 2}}},
-    {"type": "object", "patternProperties": {"^a": {}}},
-    {"type": "array", "items": {"type": "string", "format": "email"}},
-    {"type": "float"},
-    {"type": "object", "additionalProperties": True},
-    {"anyOf": [{"$ref": "#/$defs/a"}], "$defs": {"a": {}}},
-])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"oneOf": [{"type": "string"}]},
+        {"type": "object", "properties": {"a": {"type": "integer", "multipleOf": 2}}},
+        {"type": "object", "patternProperties": {"^a": {}}},
+        {"type": "array", "items": {"type": "string", "format": "email"}},
+        {"type": "float"},
+        {"type": "object", "additionalProperties": True},
+        {"anyOf": [{"$ref": "#/$defs/a"}], "$defs": {"a": {}}},
+    ],
+)
 def test_a_keyword_not_implemented_is_refused(schema: dict[str, t.Any]) -> None:
     with pytest.raises(fastschema.UnsupportedSchema):
         fastschema.compile_schema(schema)
@@ -80,22 +84,58 @@ def test_forbidden_characters_are_those_of_errors() -> None:
 # --------------------------------------------------------------------------- every keyword, in random schemas
 
 SMALL = st.recursive(  # few values, so that they meet: 0 and False, 1 and 1.0, "a" and "a"
-    st.one_of(st.sampled_from([False, 0, True, 1, 0.0, 1.0, 0.5, math.nan, math.inf, None, "", "a", "b", "ab", "/a",
-                               "a\n", "A", datetime.date(1979, 5, 27)]), st.integers(-2, 3)),
-    lambda inner: st.one_of(st.lists(inner, max_size=3), st.lists(inner, max_size=2).map(tuple),
-                            st.dictionaries(st.sampled_from("abc"), inner, max_size=3)),
+    st.one_of(
+        st.sampled_from(
+            [
+                False,
+                0,
+                True,
+                1,
+                0.0,
+                1.0,
+                0.5,
+                math.nan,
+                math.inf,
+                None,
+                "",
+                "a",
+                "b",
+                "ab",
+                "/a",
+                "a\n",
+                "A",
+                datetime.date(1979, 5, 27),
+            ]
+        ),
+        st.integers(-2, 3),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=2).map(tuple),
+        st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    ),
     max_leaves=6,
 )
 BOUNDS = st.one_of(st.integers(-2, 3), st.sampled_from([0.5, -0.5, 1.0]))
 COUNTS = st.integers(0, 3)
 LEAF_KEYWORDS = {
-    "type": st.one_of(st.sampled_from(sorted(fastschema.TYPES)),
-                      st.lists(st.sampled_from(sorted(fastschema.TYPES)), min_size=1, max_size=3, unique=True)),
-    "minimum": BOUNDS, "maximum": BOUNDS, "exclusiveMinimum": BOUNDS,
-    "minLength": COUNTS, "maxLength": COUNTS, "minItems": COUNTS, "minProperties": COUNTS, "maxItems": COUNTS,
+    "type": st.one_of(
+        st.sampled_from(sorted(fastschema.TYPES)),
+        st.lists(st.sampled_from(sorted(fastschema.TYPES)), min_size=1, max_size=3, unique=True),
+    ),
+    "minimum": BOUNDS,
+    "maximum": BOUNDS,
+    "exclusiveMinimum": BOUNDS,
+    "minLength": COUNTS,
+    "maxLength": COUNTS,
+    "minItems": COUNTS,
+    "minProperties": COUNTS,
+    "maxItems": COUNTS,
     "maxProperties": COUNTS,
     "pattern": st.sampled_from(["^a", "^[a-z]*$", "b", "^$", "^/"]),
-    "const": SMALL, "uniqueItems": st.booleans(), "description": st.text(max_size=3),
+    "const": SMALL,
+    "uniqueItems": st.booleans(),
+    "description": st.text(max_size=3),
     "required": st.lists(st.sampled_from("abc"), max_size=2, unique=True),
 }
 
@@ -126,9 +166,14 @@ FOCUSED = [  # meetings of keywords that random schemas seldom bring about
     {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "a"}]},
     {"const": [0, {"a": False}]},
 ]
-SCHEMAS = st.one_of(st.sampled_from(FOCUSED), st.recursive(
-    LEAVES, lambda inner: st.tuples(LEAVES, _some(_nesting(inner), 2)).map(lambda pair: {**pair[0], **pair[1]}),
-    max_leaves=4))
+SCHEMAS = st.one_of(
+    st.sampled_from(FOCUSED),
+    st.recursive(
+        LEAVES,
+        lambda inner: st.tuples(LEAVES, _some(_nesting(inner), 2)).map(lambda pair: {**pair[0], **pair[1]}),
+        max_leaves=4,
+    ),
+)
 
 
 def test_random_schemas_use_every_keyword_implemented() -> None:
@@ -190,17 +235,51 @@ def test_there_are_valid_documents_to_mutate() -> None:
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 SCALARS = st.one_of(
-    st.booleans(), INT64, st.integers(-3, 70_000), st.floats(), st.text(max_size=8), st.none(),
+    st.booleans(),
+    INT64,
+    st.integers(-3, 70_000),
+    st.floats(),
+    st.text(max_size=8),
+    st.none(),
     st.sampled_from([datetime.date(1979, 5, 27), datetime.time(7, 32), datetime.datetime(1979, 5, 27, 7, 32)]),
 )
 ANY = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-TRICKY = st.sampled_from([
-    "", "a", "A", "0", "/", "/x", "x/", "a\n", "/\n", "\n/", "-a", "_a", "1A", "a-b", "a_b", "a b", "ä", "auto",
-    "Auto", "auto\n", "a" * 40, "a" * 41, "/" + "a" * 63, "/" + "a" * 64, "0" * 64, "f" * 64 + "\n", "g" * 64, "0" * 63,
-])
+TRICKY = st.sampled_from(
+    [
+        "",
+        "a",
+        "A",
+        "0",
+        "/",
+        "/x",
+        "x/",
+        "a\n",
+        "/\n",
+        "\n/",
+        "-a",
+        "_a",
+        "1A",
+        "a-b",
+        "a_b",
+        "a b",
+        "ä",
+        "auto",
+        "Auto",
+        "auto\n",
+        "a" * 40,
+        "a" * 41,
+        "/" + "a" * 63,
+        "/" + "a" * 64,
+        "0" * 64,
+        "f" * 64 + "\n",
+        "g" * 64,
+        "0" * 63,
+    ]
+)
 ALMOST = st.sampled_from([{}, [], [0, 0], ["a", "a"], [True], [1.0], "auto", 1, 1.0, True, 0, -1, 0.0, 1024, 1025])
 EXTRA_KEYS = st.sampled_from(["extra", "tp_szie", "gpu-ids", "Version", "", "instance", "a"])
 
@@ -222,13 +301,23 @@ def _strings(schema: dict[str, t.Any]) -> st.SearchStrategy[str]:
     if pattern is None:
         return st.one_of(TRICKY, st.text(max_size=8))
     fitting = st.from_regex(pattern, fullmatch=True)
-    return st.one_of(TRICKY, fitting, fitting.map(lambda s: s + "\n"), fitting.map(lambda s: "-" + s),
-                     fitting.map(str.upper), st.text(max_size=8))
+    return st.one_of(
+        TRICKY,
+        fitting,
+        fitting.map(lambda s: s + "\n"),
+        fitting.map(lambda s: "-" + s),
+        fitting.map(str.upper),
+        st.text(max_size=8),
+    )
 
 
 MISTYPED: dict[str, list[t.Any]] = {
-    "string": [1, True, ["a"]], "integer": [True, False, 1.0, 2.0, "1"], "number": [True, "0.5"],
-    "boolean": [1, 0, "true"], "array": ["a", {}, (0,)], "object": [[], "a"],
+    "string": [1, True, ["a"]],
+    "integer": [True, False, 1.0, 2.0, "1"],
+    "number": [True, "0.5"],
+    "boolean": [1, 0, "true"],
+    "array": ["a", {}, (0,)],
+    "object": [[], "a"],
 }
 
 
@@ -330,8 +419,9 @@ def _containers(node: t.Any) -> list[t.Any]:
     return [node, *(c[k] for c, k in _slots(node) if isinstance(c[k], (dict, list)))]
 
 
-REPLACEMENTS = st.one_of(ANY, TRICKY, ALMOST, _numbers({"minimum": 0, "maximum": 1024}),
-                         _numbers({"exclusiveMinimum": 0})).map(copy.deepcopy)  # mutated further: never shared
+REPLACEMENTS = st.one_of(
+    ANY, TRICKY, ALMOST, _numbers({"minimum": 0, "maximum": 1024}), _numbers({"exclusiveMinimum": 0})
+).map(copy.deepcopy)  # mutated further: never shared
 
 
 @SETTINGS
@@ -367,8 +457,9 @@ PROBE = "import sys\nfrom sglangc.cli import main\ntry:\n    main()\nfinally:\n 
 
 
 def _check(config: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", PROBE, "check", "-q", config], cwd=cwd, capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, "check", "-q", config], cwd=cwd, capture_output=True, text=True, check=False
+    )
 
 
 def test_a_valid_config_is_checked_without_jsonschema() -> None:

@@ -19,8 +19,16 @@ from conftest import ROOT, run_cli
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GPU_PATH = f"{ROOT / 'tests' / 'fakes' / 'gpu'}:{SYSTEM_PATH}"
-CACHE_VARS = ("SGLANG_CACHE_DIR", "SGLANG_JIT_CACHE_DIR", "SGLANG_DG_CACHE_DIR", "TRITON_CACHE_DIR",
-              "TORCHINDUCTOR_CACHE_DIR", "CUDA_CACHE_PATH", "TILELANG_CACHE_DIR", "FLASHINFER_WORKSPACE_BASE")
+CACHE_VARS = (
+    "SGLANG_CACHE_DIR",
+    "SGLANG_JIT_CACHE_DIR",
+    "SGLANG_DG_CACHE_DIR",
+    "TRITON_CACHE_DIR",
+    "TORCHINDUCTOR_CACHE_DIR",
+    "CUDA_CACHE_PATH",
+    "TILELANG_CACHE_DIR",
+    "FLASHINFER_WORKSPACE_BASE",
+)
 GiB = 1024**3
 
 
@@ -32,9 +40,11 @@ class Box:
         (self.prefix / "bin").mkdir(parents=True)
         self.seen = tmp / "seen.json"
         python = self.prefix / "bin" / "python"
-        python.write_text(f"#!/bin/sh\n{sys.executable} -c 'import json, os, sys; "
-                          f"json.dump(dict(os.environ), open(sys.argv[1], \"w\"))' {self.seen}\n"
-                          "exit 99\n")
+        python.write_text(
+            f"#!/bin/sh\n{sys.executable} -c 'import json, os, sys; "
+            f'json.dump(dict(os.environ), open(sys.argv[1], "w"))\' {self.seen}\n'
+            "exit 99\n"
+        )
         python.chmod(0o755)
         self.model = tmp / "model"
         self.model.mkdir()
@@ -45,15 +55,21 @@ class Box:
         config.write_text(
             f'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_project_dir = "{self.project}"\n'
             f'runtime_dir = "{self.run_dir}/run"\nlog_dir = "{self.tmp}/logs"\n{master}\n'
-            f'[instances.x]\nmodel_path = "{self.model}"\ngpu_ids = [1, 2]\ntp_size = 2\nport = 2\n{instance}\n')
+            f'[instances.x]\nmodel_path = "{self.model}"\ngpu_ids = [1, 2]\ntp_size = 2\nport = 2\n{instance}\n'
+        )
         result = run_cli("compile", str(config), "-o", str(self.tmp / "out"))
         assert result.exit_code == 0, result.stderr
         return self.tmp / "out" / "launch-x.sh"
 
     def run(self, script: Path, *args: str, path: str = GPU_PATH, **env: str) -> subprocess.CompletedProcess:
         self.seen.unlink(missing_ok=True)
-        return subprocess.run([str(script), *args], env={"PATH": path, "HOME": str(self.tmp), **env},
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [str(script), *args],
+            env={"PATH": path, "HOME": str(self.tmp), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def server_env(self) -> dict[str, str]:
         return json.loads(self.seen.read_text())
@@ -113,8 +129,9 @@ def test_a_cache_variable_set_by_the_config_or_the_container_wins(box: Box, tmp_
 
 
 def _weights(box: Box, total: int) -> None:
-    (box.model / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {"total_size": total}, "weight_map": {"a": "model-1.safetensors"}}))
+    (box.model / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": {"a": "model-1.safetensors"}})
+    )
     (box.model / "model-1.safetensors").write_bytes(b"x")
 
 
@@ -128,7 +145,8 @@ def test_weights_that_cannot_fit_the_gpus_stop_before_loading(box: Box) -> None:
     assert done.stderr.splitlines() == [
         "launch-x: error: the weights do not fit: 3072 MiB over 2 GPU(s) is 1536 MiB per GPU, but each has 2000 MiB "
         "x mem_fraction_static 0.75 = 1500 MiB; use more GPUs (tp_size), a quantized checkpoint, or a higher "
-        "mem_fraction_static"]
+        "mem_fraction_static"
+    ]
     assert not box.seen.exists(), "SGLang never started"
 
 
@@ -149,7 +167,16 @@ def test_preflight_runs_every_check_and_starts_nothing(box: Box) -> None:
     assert done.returncode == 12, done.stdout  # the first failure: a missing shard
     lines = done.stdout.splitlines()
     assert [line.split(":")[1].strip() for line in lines] == [
-        "ok", "ok", "FAIL (12)", "ok", "ok", "FAIL (19)", "FAIL (15)", "ok", "ok"]
+        "ok",
+        "ok",
+        "FAIL (12)",
+        "ok",
+        "ok",
+        "FAIL (19)",
+        "FAIL (15)",
+        "ok",
+        "ok",
+    ]
     assert all(line.startswith("launch-x: ") for line in lines)
     assert not box.seen.exists() and not (box.run_dir / "run").exists(), "nothing started, nothing made"
     good = box.run(script, "--preflight", path=SYSTEM_PATH, X_KEY="k")
@@ -166,12 +193,16 @@ def test_help_and_usage(box: Box) -> None:
 
 def test_dry_run_says_what_it_waits_for_and_which_variable_holds_the_key(box: Box) -> None:
     config = box.tmp / "config.toml"
-    script = box.compile('api_key_env = "X_KEY"\ndepends_on = ["y"]\n[instances.y]\nmodel_path = "/m"\n'
-                         'gpu_ids = [0]\nport = 3\nserver_args_env = { admin-api-key = "ADMIN" }')
+    script = box.compile(
+        'api_key_env = "X_KEY"\ndepends_on = ["y"]\n[instances.y]\nmodel_path = "/m"\n'
+        'gpu_ids = [0]\nport = 3\nserver_args_env = { admin-api-key = "ADMIN" }'
+    )
     assert config.exists()
     done = box.run(script, "--dry-run")
     assert done.returncode == 0
-    assert done.stderr.splitlines() == ["launch-x: waits first for y (http://127.0.0.1:3/health)",
-                                        "launch-x: reads the API key from the variable X_KEY at launch"]
+    assert done.stderr.splitlines() == [
+        "launch-x: waits first for y (http://127.0.0.1:3/health)",
+        "launch-x: reads the API key from the variable X_KEY at launch",
+    ]
     y = box.run(box.tmp / "out" / "launch-y.sh", "--dry-run")
     assert y.stderr.splitlines() == ["launch-y: reads --admin-api-key from the variable ADMIN at launch"]

@@ -33,16 +33,20 @@ def test_clean_artifacts_pass_with_every_check(rendered) -> None:
 
 def test_a_shellcheck_finding_in_a_generated_script_fails(rendered) -> None:
     artifacts, plan = rendered
-    broken = [Artifact(a.relpath, a.text + "echo $unquoted\n", a.executable) if a.relpath == "entry-hook.sh" else a
-              for a in artifacts]
+    broken = [
+        Artifact(a.relpath, a.text + "echo $unquoted\n", a.executable) if a.relpath == "entry-hook.sh" else a
+        for a in artifacts
+    ]
     with pytest.raises(GeneratedOutputError, match=r"entry-hook.sh:\d+:\d+: .*SC2086"):
         lint_module.lint(broken, plan, OUT)
 
 
 def test_a_bash_syntax_error_fails(rendered) -> None:
     artifacts, plan = rendered
-    broken = [Artifact(a.relpath, a.text + "if then\n", a.executable) if a.relpath.startswith("launch-") else a
-              for a in artifacts]
+    broken = [
+        Artifact(a.relpath, a.text + "if then\n", a.executable) if a.relpath.startswith("launch-") else a
+        for a in artifacts
+    ]
     with pytest.raises(GeneratedOutputError, match="launch-"):
         lint_module.lint(broken, plan, OUT)
 
@@ -52,8 +56,9 @@ def test_a_conf_supervisor_refuses_fails(rendered, monkeypatch) -> None:
 
     artifacts, plan = rendered
     real = render_module.render_conf
-    monkeypatch.setattr(render_module, "render_conf",
-                        lambda *a: real(*a).replace("autorestart=unexpected", "autorestart=sometimes"))
+    monkeypatch.setattr(
+        render_module, "render_conf", lambda *a: real(*a).replace("autorestart=unexpected", "autorestart=sometimes")
+    )
     with pytest.raises(GeneratedOutputError, match=r"supervisord\.conf: .*autorestart"):
         lint_module.lint(artifacts, plan, OUT)
 
@@ -61,8 +66,10 @@ def test_a_conf_supervisor_refuses_fails(rendered, monkeypatch) -> None:
 def test_static_runtime_files_are_left_to_the_test_suite(rendered) -> None:
     """They do not depend on the config: compile does not pay for checking them again."""
     artifacts, plan = rendered
-    static = [Artifact(a.relpath, a.text + "echo $unquoted\n", a.executable, a.generated) if not a.generated else a
-              for a in artifacts]
+    static = [
+        Artifact(a.relpath, a.text + "echo $unquoted\n", a.executable, a.generated) if not a.generated else a
+        for a in artifacts
+    ]
     assert any(not a.generated and a.relpath.startswith("lib/") for a in static)
     assert lint_module.lint(static, plan, OUT) == []
 
@@ -79,16 +86,20 @@ def test_missing_tools_are_said_not_skipped(rendered, monkeypatch) -> None:
 
     monkeypatch.setattr(builtins, "__import__", no_supervisor)
     skipped = lint_module.lint(artifacts, plan, OUT)
-    assert skipped == ["shellcheck is not installed: the generated scripts were checked with bash -n only",
-                       "supervisor is not importable: supervisord.conf was not checked with its parser"]
+    assert skipped == [
+        "shellcheck is not installed: the generated scripts were checked with bash -n only",
+        "supervisor is not importable: supervisord.conf was not checked with its parser",
+    ]
 
 
 def test_compile_prints_what_it_could_not_check(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(lint_module, "shellcheck_command", lambda: None)
     result = run_cli("compile", str(EXAMPLES[0]), "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.stderr
-    assert ("sglangc: warning: shellcheck is not installed: the generated scripts were checked with bash -n only"
-            in result.stderr.splitlines())
+    assert (
+        "sglangc: warning: shellcheck is not installed: the generated scripts were checked with bash -n only"
+        in result.stderr.splitlines()
+    )
 
 
 def test_shellcheck_comes_with_sglangc() -> None:

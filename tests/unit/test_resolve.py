@@ -54,14 +54,23 @@ def instances(*specs: str) -> str:
 
 
 def test_ports_in_name_order_from_base_port(resolve):
-    units = ok(resolve("[master]\nbase_port = 31000\n" + instances(
-        "c: gpu_ids = [2]", "a: gpu_ids = [0]", "b: gpu_ids = [1]")))
+    units = ok(
+        resolve("[master]\nbase_port = 31000\n" + instances("c: gpu_ids = [2]", "a: gpu_ids = [0]", "b: gpu_ids = [1]"))
+    )
     assert {n: u.port for n, u in units.items()} == {"a": 31000, "b": 31001, "c": 31002}
 
 
 def test_explicit_ports_are_reserved_first(resolve):
-    units = ok(resolve(instances(
-        "a: gpu_ids = [0]", "b: gpu_ids = [1]", "c: gpu_ids = [2]; port = 30000", "d: gpu_ids = [3]; port = 30002")))
+    units = ok(
+        resolve(
+            instances(
+                "a: gpu_ids = [0]",
+                "b: gpu_ids = [1]",
+                "c: gpu_ids = [2]; port = 30000",
+                "d: gpu_ids = [3]; port = 30002",
+            )
+        )
+    )
     assert {n: u.port for n, u in units.items()} == {"a": 30001, "b": 30003, "c": 30000, "d": 30002}
 
 
@@ -79,12 +88,20 @@ def test_disabled_instances_get_no_port_and_take_none(resolve):
 def test_port_clash_needs_overlapping_hosts(resolve):
     same = resolve(instances("a: gpu_ids = [0]; port = 30000", "b: gpu_ids = [1]; port = 30000"))
     assert errors(same) == [("instances.b.port", 'port 30000 is also used by "a" (both on host "127.0.0.1")')]
-    anyhost = resolve(instances(
-        'a: gpu_ids = [0]; port = 30000; host = "10.1.1.1"',
-        'b: gpu_ids = [1]; port = 30000; host = "0.0.0.0"; api_key_env = "K"'))
+    anyhost = resolve(
+        instances(
+            'a: gpu_ids = [0]; port = 30000; host = "10.1.1.1"',
+            'b: gpu_ids = [1]; port = 30000; host = "0.0.0.0"; api_key_env = "K"',
+        )
+    )
     assert [k for k, _ in errors(anyhost)] == ["instances.b.port"]
-    apart = ok(resolve(instances(
-        'a: gpu_ids = [0]; port = 30000; host = "10.1.1.1"', 'b: gpu_ids = [1]; port = 30000; host = "10.1.1.2"')))
+    apart = ok(
+        resolve(
+            instances(
+                'a: gpu_ids = [0]; port = 30000; host = "10.1.1.1"', 'b: gpu_ids = [1]; port = 30000; host = "10.1.1.2"'
+            )
+        )
+    )
     assert apart["a"].port == apart["b"].port == 30000
 
 
@@ -111,20 +128,32 @@ def test_auto_ties_by_name(resolve):
 
 
 def test_auto_counts_dp_and_pp(resolve):
-    units = ok(resolve("[master]\ngpu_count = 8\n" + instances(
-        "a: tp_size = 1", 'b: tp_size = 1; dp_size = 2; server_args = { "pp-size" = 2 }')))
+    units = ok(
+        resolve(
+            "[master]\ngpu_count = 8\n"
+            + instances("a: tp_size = 1", 'b: tp_size = 1; dp_size = 2; server_args = { "pp-size" = 2 }')
+        )
+    )
     assert gpus(units) == {"a": (4,), "b": (0, 1, 2, 3)}
 
 
 def test_auto_with_dp_attention_needs_tp_times_pp(resolve):
-    units = ok(resolve("[master]\ngpu_count = 8\n" + instances(
-        'a: gpu_ids = "auto"; tp_size = 4; server_args = { "attn-dp-size" = 4 }')))
+    units = ok(
+        resolve(
+            "[master]\ngpu_count = 8\n"
+            + instances('a: gpu_ids = "auto"; tp_size = 4; server_args = { "attn-dp-size" = 4 }')
+        )
+    )
     assert gpus(units) == {"a": (0, 1, 2, 3)}
 
 
 def test_explicit_ids_are_reserved_before_auto(resolve):
-    units = ok(resolve("[master]\ngpu_count = 6\n" + instances(
-        "a: tp_size = 2", "b: gpu_ids = [0, 2]; tp_size = 2", "c: tp_size = 1")))
+    units = ok(
+        resolve(
+            "[master]\ngpu_count = 6\n"
+            + instances("a: tp_size = 2", "b: gpu_ids = [0, 2]; tp_size = 2", "c: tp_size = 1")
+        )
+    )
     assert gpus(units) == {"a": (1, 3), "b": (0, 2), "c": (4,)}
 
 
@@ -134,21 +163,35 @@ def test_omitted_gpu_ids_mean_auto_when_gpu_count_is_set(resolve):
 
 
 def test_disabled_instances_hold_no_gpus(resolve):
-    units = ok(resolve("[master]\ngpu_count = 2\n" + instances(
-        "a: enable = false; tp_size = 2", "b: gpu_ids = [0, 1]; tp_size = 2; enable = false", "c: tp_size = 2")))
+    units = ok(
+        resolve(
+            "[master]\ngpu_count = 2\n"
+            + instances(
+                "a: enable = false; tp_size = 2", "b: gpu_ids = [0, 1]; tp_size = 2; enable = false", "c: tp_size = 2"
+            )
+        )
+    )
     assert units["a"].gpu_ids == ()
     assert units["c"].gpu_ids == (0, 1)
 
 
 def test_auto_that_does_not_fit_is_a_finding(resolve):
     result = resolve("[master]\ngpu_count = 4\n" + instances("a: tp_size = 4", "b: tp_size = 1"))
-    assert errors(result) == [("instances.b.gpu_ids", (
-        '"auto" needs 1 free GPU(s) but only 0 of master.gpu_count = 4 are left by the other instances'))]
+    assert errors(result) == [
+        (
+            "instances.b.gpu_ids",
+            ('"auto" needs 1 free GPU(s) but only 0 of master.gpu_count = 4 are left by the other instances'),
+        )
+    ]
 
 
 def test_gpu_count_mismatch_names_the_formula(resolve):
-    result = resolve(instances('a: gpu_ids = [0, 1]; tp_size = 2; server_args = { "enable-dp-attention" = true }; dp_size = 2',
-                               "b: gpu_ids = [2, 3]; tp_size = 2; dp_size = 2"))
+    result = resolve(
+        instances(
+            'a: gpu_ids = [0, 1]; tp_size = 2; server_args = { "enable-dp-attention" = true }; dp_size = 2',
+            "b: gpu_ids = [2, 3]; tp_size = 2; dp_size = 2",
+        )
+    )
     assert errors(result) == [
         ("instances.b.gpu_ids", "lists 2 GPU(s) but needs tp_size 2 × pp-size 1 × dp_size 2 = 4"),
     ]
@@ -168,37 +211,58 @@ def test_independent_instances_start_together(resolve):
 
 
 def test_chain(resolve):
-    units = ok(resolve(instances(
-        'a: gpu_ids = [0]; depends_on = ["b"]', 'b: gpu_ids = [1]; depends_on = ["c"]', "c: gpu_ids = [2]")))
+    units = ok(
+        resolve(
+            instances(
+                'a: gpu_ids = [0]; depends_on = ["b"]', 'b: gpu_ids = [1]; depends_on = ["c"]', "c: gpu_ids = [2]"
+            )
+        )
+    )
     assert waves(units) == {"a": 3, "b": 2, "c": 1}
     assert units["a"].wait_for == ("b",)
     assert units["a"].depends_on == ("b",)
 
 
 def test_diamond(resolve):
-    units = ok(resolve(instances(
-        "top: gpu_ids = [0]",
-        'left: gpu_ids = [1]; depends_on = ["top"]',
-        'right: gpu_ids = [2]; depends_on = ["top"]',
-        'bottom: gpu_ids = [3]; depends_on = ["right", "left"]')))
+    units = ok(
+        resolve(
+            instances(
+                "top: gpu_ids = [0]",
+                'left: gpu_ids = [1]; depends_on = ["top"]',
+                'right: gpu_ids = [2]; depends_on = ["top"]',
+                'bottom: gpu_ids = [3]; depends_on = ["right", "left"]',
+            )
+        )
+    )
     assert waves(units) == {"top": 1, "left": 2, "right": 2, "bottom": 3}
     assert units["bottom"].wait_for == ("left", "right")
     assert units["bottom"].depends_on == ("right", "left")  # as written
 
 
 def test_gpu_sharing_splits_waves(resolve):
-    units = ok(resolve(instances(
-        "a: gpu_ids = [0]; mem_fraction_static = 0.4", "b: gpu_ids = [0]; mem_fraction_static = 0.5",
-        "c: gpu_ids = [1]")))
+    units = ok(
+        resolve(
+            instances(
+                "a: gpu_ids = [0]; mem_fraction_static = 0.4",
+                "b: gpu_ids = [0]; mem_fraction_static = 0.5",
+                "c: gpu_ids = [1]",
+            )
+        )
+    )
     assert waves(units) == {"a": 1, "b": 2, "c": 1}
     assert units["b"].wait_for == ("a",)
     assert units["b"].depends_on == ()
 
 
 def test_gpu_sharing_follows_depends_on_against_name_order(resolve):
-    units = ok(resolve(instances(
-        'a: gpu_ids = [0]; mem_fraction_static = 0.45; depends_on = ["b"]',
-        "b: gpu_ids = [0]; mem_fraction_static = 0.45")))
+    units = ok(
+        resolve(
+            instances(
+                'a: gpu_ids = [0]; mem_fraction_static = 0.45; depends_on = ["b"]',
+                "b: gpu_ids = [0]; mem_fraction_static = 0.45",
+            )
+        )
+    )
     assert waves(units) == {"a": 2, "b": 1}
     assert units["a"].wait_for == ("b",)
     assert units["b"].wait_for == ()
@@ -215,7 +279,9 @@ def test_many_instances_on_one_gpu_or_port_stay_linear(resolve):
     of which the first 100 are shown."""
     many = "[master]\ngpu_count = 1\n" + "".join(
         f'[instances.i{i:04d}]\nmodel_path = "/m"\ngpu_ids = [0]\nmem_fraction_static = 0.0009\n'
-        f'port = 30000\nhost = "10.0.{i // 250}.{i % 250}"\n' for i in range(1000))
+        f'port = 30000\nhost = "10.0.{i // 250}.{i % 250}"\n'
+        for i in range(1000)
+    )
     units = ok(resolve(many))
     assert sum(len(u.wait_for) for u in units.values()) == 999
     assert units["i0999"].wave == 1000
@@ -228,11 +294,13 @@ def test_many_instances_on_one_gpu_or_port_stay_linear(resolve):
 def test_gpu_sharing_needs_memory_fractions(resolve):
     unset = resolve(instances("a: gpu_ids = [0]", "b: gpu_ids = [0]; mem_fraction_static = 0.3"))
     assert [k for k, _ in errors(unset)] == ["instances.b.gpu_ids"]
-    too_much = resolve(instances(
-        "a: gpu_ids = [0]; mem_fraction_static = 0.5", "b: gpu_ids = [0]; mem_fraction_static = 0.41"))
+    too_much = resolve(
+        instances("a: gpu_ids = [0]; mem_fraction_static = 0.5", "b: gpu_ids = [0]; mem_fraction_static = 0.41")
+    )
     assert "at most 0.9" in errors(too_much)[0][1]
-    exactly = ok(resolve(instances(
-        "a: gpu_ids = [0]; mem_fraction_static = 0.5", "b: gpu_ids = [0]; mem_fraction_static = 0.4")))
+    exactly = ok(
+        resolve(instances("a: gpu_ids = [0]; mem_fraction_static = 0.5", "b: gpu_ids = [0]; mem_fraction_static = 0.4"))
+    )
     assert waves(exactly) == {"a": 1, "b": 2}
 
 
@@ -250,28 +318,42 @@ def test_two_cycle_is_printed(resolve):
 
 
 def test_three_cycle_is_printed_in_dependency_order(resolve):
-    result = resolve(instances(
-        'a: gpu_ids = [0]; depends_on = ["c"]', 'b: gpu_ids = [1]; depends_on = ["a"]',
-        'c: gpu_ids = [2]; depends_on = ["b"]', 'd: gpu_ids = [3]; depends_on = ["a"]'))
+    result = resolve(
+        instances(
+            'a: gpu_ids = [0]; depends_on = ["c"]',
+            'b: gpu_ids = [1]; depends_on = ["a"]',
+            'c: gpu_ids = [2]; depends_on = ["b"]',
+            'd: gpu_ids = [3]; depends_on = ["a"]',
+        )
+    )
     assert errors(result) == [("instances.a.depends_on", "dependency cycle: a → c → b → a")]
 
 
 def test_self_dependency(resolve):
     result = resolve(instances('a: gpu_ids = [0]; depends_on = ["a"]'))
-    assert errors(result) == [("instances.a.depends_on", "\"a\" depends on itself")]
+    assert errors(result) == [("instances.a.depends_on", '"a" depends on itself')]
 
 
 def test_two_separate_cycles_are_both_reported(resolve):
-    result = resolve(instances(
-        'a: gpu_ids = [0]; depends_on = ["b"]', 'b: gpu_ids = [1]; depends_on = ["a"]',
-        'x: gpu_ids = [2]; depends_on = ["y"]', 'y: gpu_ids = [3]; depends_on = ["x"]'))
+    result = resolve(
+        instances(
+            'a: gpu_ids = [0]; depends_on = ["b"]',
+            'b: gpu_ids = [1]; depends_on = ["a"]',
+            'x: gpu_ids = [2]; depends_on = ["y"]',
+            'y: gpu_ids = [3]; depends_on = ["x"]',
+        )
+    )
     assert [m for _, m in errors(result)] == ["dependency cycle: a → b → a", "dependency cycle: x → y → x"]
 
 
 def test_unknown_and_disabled_dependencies(resolve):
-    result = resolve(instances(
-        'chat: gpu_ids = [0]; depends_on = ["embedd", "off"]', "embed: gpu_ids = [1]",
-        "off: gpu_ids = [2]; enable = false"))
+    result = resolve(
+        instances(
+            'chat: gpu_ids = [0]; depends_on = ["embedd", "off"]',
+            "embed: gpu_ids = [1]",
+            "off: gpu_ids = [2]; enable = false",
+        )
+    )
     assert errors(result) == [
         ("instances.chat.depends_on", '"embedd" is not an instance of this config; did you mean "embed"?'),
         ("instances.chat.depends_on", '"off" is disabled (enable = false), so it never becomes ready'),
@@ -279,8 +361,9 @@ def test_unknown_and_disabled_dependencies(resolve):
 
 
 def test_disabled_instance_may_depend_on_a_disabled_one(resolve):
-    units = ok(resolve(instances(
-        "a: gpu_ids = [0]; enable = false", 'b: gpu_ids = [1]; enable = false; depends_on = ["a"]')))
+    units = ok(
+        resolve(instances("a: gpu_ids = [0]; enable = false", 'b: gpu_ids = [1]; enable = false; depends_on = ["a"]'))
+    )
     assert waves(units) == {"a": None, "b": None}
 
 
@@ -288,22 +371,37 @@ def test_disabled_instance_may_depend_on_a_disabled_one(resolve):
 
 
 def test_argv_typed_fields_in_order(resolve):
-    units = ok(resolve(instances(
-        'a: gpu_ids = [0, 1]; tp_size = 2; served_model_name = "glm"; host = "0.0.0.0"; port = 31000; '
-        'reasoning_parser = "glm45"; tool_call_parser = "glm47"; trust_remote_code = true; '
-        'mem_fraction_static = 0.85; api_key_env = "SGLANG_API_KEY"')))
+    units = ok(
+        resolve(
+            instances(
+                'a: gpu_ids = [0, 1]; tp_size = 2; served_model_name = "glm"; host = "0.0.0.0"; port = 31000; '
+                'reasoning_parser = "glm45"; tool_call_parser = "glm47"; trust_remote_code = true; '
+                'mem_fraction_static = 0.85; api_key_env = "SGLANG_API_KEY"'
+            )
+        )
+    )
     assert units["a"].argv == (
-        "--model-path", "/llm-models/a",
-        "--served-model-name", "glm",
-        "--host", "0.0.0.0",
-        "--port", "31000",
-        "--tp-size", "2",
-        "--dp-size", "1",
-        "--reasoning-parser", "glm45",
-        "--tool-call-parser", "glm47",
+        "--model-path",
+        "/llm-models/a",
+        "--served-model-name",
+        "glm",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "31000",
+        "--tp-size",
+        "2",
+        "--dp-size",
+        "1",
+        "--reasoning-parser",
+        "glm45",
+        "--tool-call-parser",
+        "glm47",
         "--trust-remote-code",
-        "--mem-fraction-static", "0.85",
-        "--config", "/run/sglangc/secrets/a.yaml",
+        "--mem-fraction-static",
+        "0.85",
+        "--config",
+        "/run/sglangc/secrets/a.yaml",
     )
     assert units["a"].api_key_env == "SGLANG_API_KEY"
 
@@ -311,16 +409,37 @@ def test_argv_typed_fields_in_order(resolve):
 def test_argv_defaults_are_minimal(resolve):
     units = ok(resolve(instances("a: gpu_ids = [0]; trust_remote_code = false")))
     assert units["a"].argv == (
-        "--model-path", "/llm-models/a", "--host", "127.0.0.1", "--port", "30000", "--tp-size", "1", "--dp-size", "1")
+        "--model-path",
+        "/llm-models/a",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "30000",
+        "--tp-size",
+        "1",
+        "--dp-size",
+        "1",
+    )
     assert units["a"].served_model_name == "/llm-models/a"
 
 
 def test_argv_server_args_sorted_after_typed_fields(resolve):
-    units = ok(resolve(instances(
-        'a: gpu_ids = [0]; server_args = { "load-format" = "safetensors", "context-length" = 131072, '
-        '"chunked-prefill-size" = -1 }')))
+    units = ok(
+        resolve(
+            instances(
+                'a: gpu_ids = [0]; server_args = { "load-format" = "safetensors", "context-length" = 131072, '
+                '"chunked-prefill-size" = -1 }'
+            )
+        )
+    )
     assert units["a"].argv[10:] == (
-        "--chunked-prefill-size", "-1", "--context-length", "131072", "--load-format", "safetensors")
+        "--chunked-prefill-size",
+        "-1",
+        "--context-length",
+        "131072",
+        "--load-format",
+        "safetensors",
+    )
 
 
 @pytest.mark.parametrize(
@@ -335,9 +454,14 @@ def test_argv_server_args_sorted_after_typed_fields(resolve):
         ('"cuda-graph-bs-decode" = [1, 2, 8]', ["--cuda-graph-bs-decode", "1", "2", "8"]),  # list: several words
         ('"cuda-graph-bs-decode" = 4', ["--cuda-graph-bs-decode", "4"]),  # one value for a list flag
         ('"lora-paths" = []', ["--lora-paths"]),  # nargs="*" may be empty
-        ('"default-chat-template-kwargs" = { enable_thinking = false, n = 2, s = "é" }',
-         ["--default-chat-template-kwargs", '{"enable_thinking": false, "n": 2, "s": "é"}']),  # table → JSON text
-        ('"default-chat-template-kwargs" = \'{"a": 1}\'', ["--default-chat-template-kwargs", '{"a": 1}']),  # JSON string
+        (
+            '"default-chat-template-kwargs" = { enable_thinking = false, n = 2, s = "é" }',
+            ["--default-chat-template-kwargs", '{"enable_thinking": false, "n": 2, "s": "é"}'],
+        ),  # table → JSON text
+        (
+            '"default-chat-template-kwargs" = \'{"a": 1}\'',
+            ["--default-chat-template-kwargs", '{"a": 1}'],
+        ),  # JSON string
         ('"forward-hooks" = ["x", 1]', ["--forward-hooks", '["x", 1]']),  # list for a JSON-list flag
         ('"context-length" = "128k"', ["--context-length", "128k"]),
         ('"schedule-conservativeness" = 1', ["--schedule-conservativeness", "1"]),  # int for a float flag
@@ -355,14 +479,16 @@ def test_argv_server_arg_words(resolve, toml: str, words: list[str]):
 
 
 def test_argv_strings_go_through_byte_for_byte(resolve):
-    units = ok(resolve(
-        "[instances.a]\n"
-        'model_path = "/m/it\'s \\"q\\" $(id) `id` %(x)s ; # ünï  two \\\\"\n'
-        "served_model_name = 'a;b # c %'\n"
-        "gpu_ids = [0]\n"
-        'server_args = { "chat-template" = "{{ x }} $HOME" }\n'
-    ))
-    assert units["a"].model_path == "/m/it's \"q\" $(id) `id` %(x)s ; # ünï  two \\"
+    units = ok(
+        resolve(
+            "[instances.a]\n"
+            'model_path = "/m/it\'s \\"q\\" $(id) `id` %(x)s ; # ünï  two \\\\"\n'
+            "served_model_name = 'a;b # c %'\n"
+            "gpu_ids = [0]\n"
+            'server_args = { "chat-template" = "{{ x }} $HOME" }\n'
+        )
+    )
+    assert units["a"].model_path == '/m/it\'s "q" $(id) `id` %(x)s ; # ünï  two \\'
     assert units["a"].argv[:4] == ("--model-path", units["a"].model_path, "--served-model-name", "a;b # c %")
     assert units["a"].argv[-2:] == ("--chat-template", "{{ x }} $HOME")
 
@@ -412,11 +538,15 @@ def test_plan_does_not_depend_on_table_order(resolve):
 
 
 def test_plan_holds_every_runtime_decision(resolve):
-    body = ("[master]\ngpu_count = 8\nlog_dir = \"/var/log/x\"\nruntime_dir = \"/run/x\"\nstart_seconds = 4\n"
-            "start_retries = 2\n" + instances(
-                'b: tp_size = 2; host = "0.0.0.0"; env = { PYTHONUNBUFFERED = "0", A = "1" }; api_key_env = "K"',
-                'a: tp_size = 2; host = "::"; depends_on = ["b"]',
-                'c: gpu_ids = [7]; host = "10.1.2.3"; enable = false'))
+    body = (
+        '[master]\ngpu_count = 8\nlog_dir = "/var/log/x"\nruntime_dir = "/run/x"\nstart_seconds = 4\n'
+        "start_retries = 2\n"
+        + instances(
+            'b: tp_size = 2; host = "0.0.0.0"; env = { PYTHONUNBUFFERED = "0", A = "1" }; api_key_env = "K"',
+            'a: tp_size = 2; host = "::"; depends_on = ["b"]',
+            'c: gpu_ids = [7]; host = "10.1.2.3"; enable = false',
+        )
+    )
     result = resolve(body)
     units = ok(result)
     plan = result.plan
