@@ -27,22 +27,22 @@ _LONG_DOTTED_KEY = re.compile(rf"(?:^|[{{,\[])[ \t]*(?:{_KEY_PART}[ \t]*\.[ \t]*
 
 @dataclasses.dataclass(frozen=True)
 class SourceDoc:
-    """A decoded config: the name it is reported under, its raw bytes and its TOML data."""
+    """A decoded config: the file name it is reported under, its raw bytes and its TOML data."""
 
-    name: str
+    config: str
     raw: bytes
     data: dict[str, t.Any]
 
 
 def load(path: str | Path) -> SourceDoc:
-    name = str(path)
-    raw = _read(Path(path), name)
-    return SourceDoc(name=name, raw=raw, data=parse(raw, name))
+    config = str(path)
+    raw = _read(Path(path), config)
+    return SourceDoc(config=config, raw=raw, data=parse(raw, config))
 
 
-def parse(raw: bytes, name: str) -> dict[str, t.Any]:
+def parse(raw: bytes, config: str) -> dict[str, t.Any]:
     def fail(message: str, line: int = 0, col: int = 0) -> t.NoReturn:
-        raise ConfigError([Finding(name, "", message, line=line, col=col)])
+        raise ConfigError([Finding(config, "", message, line=line, col=col)])
 
     if len(raw) > MAX_BYTES:
         fail(f"file is {len(raw):,} bytes; a config may be at most {MAX_BYTES:,} bytes")
@@ -86,12 +86,12 @@ def parse(raw: bytes, name: str) -> dict[str, t.Any]:
     return data
 
 
-def _read(path: Path, name: str) -> bytes:
+def _read(path: Path, config: str) -> bytes:
     """The file's bytes. Only a regular file is read: it is opened without blocking (a FIFO would wait for a
     writer forever) and checked with fstat before a byte is read."""
 
     def fail(message: str) -> t.NoReturn:
-        raise ConfigError([Finding(name, "", message)])
+        raise ConfigError([Finding(config, "", message)])
 
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)

@@ -84,7 +84,7 @@ def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Dep
     data = doc.data
     master = Master(**data.get("master", {}))
     return Deployment(
-        config=doc.name,
+        config=doc.config,
         config_sha256=hashlib.sha256(doc.raw).hexdigest(),
         sglang_version=data.get("sglang_version") or default_sglang_version(master.pixi_environment),
         master=master,

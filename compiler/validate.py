@@ -60,11 +60,11 @@ def _validator() -> t.Any:
     return validators.extend(Draft202012Validator, type_checker=checker)(json.loads(schema_text()))
 
 
-def validate(data: dict[str, t.Any], name: str) -> list[Finding]:
+def validate(data: dict[str, t.Any], config: str) -> list[Finding]:
     """All shape findings of one decoded config (empty when it is schema-clean).
 
     A quick yes/no check comes first; jsonschema, slow to import, runs only on a config that fails it."""
-    findings = _forbidden_characters(data, name)
+    findings = _forbidden_characters(data, config)
     if _is_valid()(data):
         return findings
     errors = list(itertools.islice(_validator().iter_errors(data), MAX_FINDINGS + 1))
@@ -72,13 +72,13 @@ def validate(data: dict[str, t.Any], name: str) -> list[Finding]:
     for error in errors:
         if error.validator in ("const", "enum") and tuple(error.absolute_path) in mistyped:
             continue  # `version = "1"`: the wrong type says it all
-        findings.extend(itertools.islice(_rewrite(error, name), MAX_FINDINGS + 1 - len(findings)))
+        findings.extend(itertools.islice(_rewrite(error, config), MAX_FINDINGS + 1 - len(findings)))
         if len(findings) > MAX_FINDINGS:
             break  # enough to stop; sort_findings says so
     return findings
 
 
-def _rewrite(error: t.Any, name: str) -> t.Iterator[Finding]:
+def _rewrite(error: t.Any, config: str) -> t.Iterator[Finding]:
     path = tuple(error.absolute_path)
     where = key_path(*path)
     kind, expected, value = error.validator, error.validator_value, error.instance
@@ -86,21 +86,21 @@ def _rewrite(error: t.Any, name: str) -> t.Iterator[Finding]:
     if kind == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         for key in sorted(set(value) - set(known)):
-            yield Finding(name, key_path(*path, key), _unknown_key(key, known))
+            yield Finding(config, key_path(*path, key), _unknown_key(key, known))
     elif kind == "required":
         for key in expected:
             if key not in value:
-                yield Finding(name, key_path(*path, key), "required key is missing")
+                yield Finding(config, key_path(*path, key), "required key is missing")
     elif "propertyNames" in error.relative_schema_path:
-        yield _property_name(error, path, name)
+        yield _property_name(error, path, config)
     elif kind in ("anyOf", "oneOf"):
         branch = _branch_for(error)
         if branch:
             for sub in branch:
-                yield from _rewrite(sub, name)
+                yield from _rewrite(sub, config)
         else:
             choices = " or ".join(s.get("description", "?") for s in expected)
-            yield Finding(name, where, f"must be {choices}, not {_describe(value)}")
+            yield Finding(config, where, f"must be {choices}, not {_describe(value)}")
     elif kind == "uniqueItems":
         seen: set[str] = set()
         dupes: dict[str, t.Any] = {}
@@ -111,14 +111,14 @@ def _rewrite(error: t.Any, name: str) -> t.Iterator[Finding]:
             seen.add(marker)
         for item in dupes.values():
             yield Finding(
-                name,
+                config,
                 where,
                 f"{show(item) if isinstance(item, (str, int, float)) else _describe(item)} is listed more than once",
             )
         if not dupes:
-            yield Finding(name, where, "lists the same item more than once")
+            yield Finding(config, where, "lists the same item more than once")
     else:
-        yield Finding(name, where, _plain(kind, expected, value, error.schema))
+        yield Finding(config, where, _plain(kind, expected, value, error.schema))
 
 
 def _plain(kind: str, expected: t.Any, value: t.Any, schema: dict[str, t.Any]) -> str:
@@ -155,7 +155,7 @@ def _plain(kind: str, expected: t.Any, value: t.Any, schema: dict[str, t.Any]) -
     return f"invalid value {_describe(value)} ({kind})"
 
 
-def _property_name(error: t.Any, path: tuple[t.Any, ...], name: str) -> Finding:
+def _property_name(error: t.Any, path: tuple[t.Any, ...], config: str) -> Finding:
     parent = path[-1] if path else ""
     what = {"instances": "instance name", "env": "environment variable name"}.get(str(parent), "key")
     if error.validator == "pattern":
@@ -164,7 +164,7 @@ def _property_name(error: t.Any, path: tuple[t.Any, ...], name: str) -> Finding:
         reason = f"at most {error.validator_value} characters"
     else:
         reason = error.message
-    return Finding(name, key_path(*path, error.instance), f"not a valid {what}: {reason}")
+    return Finding(config, key_path(*path, error.instance), f"not a valid {what}: {reason}")
 
 
 def _branch_for(error: t.Any) -> list[t.Any]:
@@ -210,7 +210,7 @@ def _describe(value: t.Any) -> str:
     return f"a TOML {type(value).__name__}"
 
 
-def _forbidden_characters(data: dict[str, t.Any], name: str) -> list[Finding]:
+def _forbidden_characters(data: dict[str, t.Any], config: str) -> list[Finding]:
     """Strings and keys holding characters a shell, supervisord or SGLang cannot carry (iterative walk)."""
     findings = []
     stack: list[tuple[tuple[t.Any, ...], t.Any]] = [((), data)]
@@ -218,13 +218,13 @@ def _forbidden_characters(data: dict[str, t.Any], name: str) -> list[Finding]:
         path, container = stack.pop()
         for k, value in container.items() if isinstance(container, dict) else enumerate(container):
             if isinstance(k, str) and (bad := _FORBIDDEN.search(k)):
-                findings.append(Finding(name, key_path(*path, k), _forbidden(bad[0], "key")))
+                findings.append(Finding(config, key_path(*path, k), _forbidden(bad[0], "key")))
             if isinstance(value, (dict, list)):
                 stack.append(((*path, k), value))
             elif isinstance(value, str) and (bad := _FORBIDDEN.search(value)):
-                findings.append(Finding(name, key_path(*path, k), _forbidden(bad[0], "value")))
+                findings.append(Finding(config, key_path(*path, k), _forbidden(bad[0], "value")))
             elif isinstance(value, float) and value != value:  # nan slips through every minimum and maximum
-                findings.append(Finding(name, key_path(*path, k), "nan is not a usable number; give a real value"))
+                findings.append(Finding(config, key_path(*path, k), "nan is not a usable number; give a real value"))
     return findings
 
 
