@@ -61,3 +61,14 @@ def write_config(tmp_path: Path) -> t.Callable[..., Path]:
         return path
 
     return write
+
+
+# Hypothesis keeps its example database and caches out of the checkout: the tests write nothing there.
+import tempfile as _tempfile  # noqa: E402
+
+from hypothesis import configuration as _hypothesis_configuration  # noqa: E402
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_configuration.set_hypothesis_home_dir(_tempfile.mkdtemp(prefix="sglangc-hypothesis-"))
+_hypothesis_settings.register_profile("sglangc", database=None)
+_hypothesis_settings.load_profile("sglangc")
