@@ -107,25 +107,6 @@ human() { # KiB -> text
   fi
 }
 
-# A JSON string literal: backslash, quote and control characters escaped.
-json() {
-  local s=$1 out="" c
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  if [[ $s == *[[:cntrl:]]* ]]; then
-    while [ -n "$s" ]; do
-      c=${s:0:1}
-      s=${s:1}
-      if [[ $c == [[:cntrl:]] ]]; then
-        printf -v c '\\u%04x' "'$c"
-      fi
-      out+=$c
-    done
-    s=$out
-  fi
-  printf '"%s"' "$s"
-}
-
 # The environment directory a versioned directory holds: itself, or its pixi project's environment.
 prefix_of() {
   if [ -d "$1/.pixi/envs/$environment" ]; then
@@ -368,7 +349,7 @@ resolve_pin
 
 # Same bundle as the current environment's: nothing to do (and nothing to read).
 if [ "$force" = 0 ] && [ "$verify_only" = 0 ] && [ -n "$marker_text" ] && [ -x "$PREFIX/bin/python" ] &&
-  [ "$(marker_field bundle_path)" = "$(json "$bundle")" ] &&
+  [ "$(marker_field bundle_path)" = "$(json_string "$bundle")" ] &&
   [ "$(marker_field bundle_size)" = "$bundle_size" ] &&
   [ "$(marker_field bundle_mtime)" = "\"$bundle_mtime\"" ] &&
   { [ -z "$pin" ] || [ "$(marker_field sha256)" = "\"$pin\"" ]; }; then
@@ -620,19 +601,19 @@ TZ=UTC0 printf -v installed_at '%(%Y-%m-%dT%H:%M:%SZ)T' -1
 {
   printf '{\n'
   printf '  "format": 1,\n'
-  printf '  "bundle_path": %s,\n' "$(json "$bundle")"
+  printf '  "bundle_path": %s,\n' "$(json_string "$bundle")"
   printf '  "bundle_size": %s,\n' "$bundle_size"
   printf '  "bundle_mtime": "%s",\n' "$bundle_mtime"
   printf '  "sha256": "%s",\n' "$actual"
   if [ -n "$pin_source" ]; then
-    printf '  "sha256_pinned_by": %s,\n' "$(json "$pin_source")"
+    printf '  "sha256_pinned_by": %s,\n' "$(json_string "$pin_source")"
   else
     printf '  "sha256_pinned_by": null,\n'
   fi
   printf '  "kind": "%s",\n' "$kind"
   printf '  "route": "%s",\n' "$route"
-  printf '  "environment_dir": %s,\n' "$(json "$new_name")"
-  printf '  "sglangc_version": %s,\n' "$(json "$sglangc_version")"
+  printf '  "environment_dir": %s,\n' "$(json_string "$new_name")"
+  printf '  "sglangc_version": %s,\n' "$(json_string "$sglangc_version")"
   printf '  "installed_at": "%s"\n' "$installed_at"
   printf '}\n'
 } >"$new_prefix/$marker_name.tmp"
@@ -644,7 +625,7 @@ if [ -d "$PREFIX" ] && [ ! -L "$PREFIX" ]; then
   # place; processes already running from it go on, new ones use the new environment.
   legacy_name="$environment.$((n + 2))"
   mv -T -- "$PREFIX" "$envs_dir/$legacy_name" || install_failed "cannot move the old $PREFIX aside"
-  printf '{\n  "format": 1,\n  "kind": "legacy",\n  "moved_from": %s\n}\n' "$(json "$PREFIX")" \
+  printf '{\n  "format": 1,\n  "kind": "legacy",\n  "moved_from": %s\n}\n' "$(json_string "$PREFIX")" \
     >"$envs_dir/$legacy_name/$marker_name" || true
   previous=$legacy_name
   warn "$PREFIX was a directory, not a symlink: moved to $envs_dir/$legacy_name (kept as the previous environment)"

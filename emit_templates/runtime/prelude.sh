@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# sglangc runtime prelude: messages, on/off gates, $PREFIX, /proc parsing and an HTTP probe.
+# sglangc runtime prelude: messages, on/off gates, $PREFIX, /proc parsing, an HTTP probe, JSON strings, private
+# directories, descriptors and environment activation.
 #
 # Sourced first by every generated bash script of a deployment (launch-<name>.sh, check-and-run-sglang.sh,
 # install-sglang-offline.sh). The sourcing script sets `me` (the name its messages start with) and, for
@@ -55,6 +56,26 @@ activate_env() {
     . "$script"
     set -eu
   done
+}
+
+# A JSON string literal: backslash, quote and control characters escaped (the installer's marker, status
+# --format json).
+json_string() {
+  local s=$1 out="" c
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  if [[ $s == *[[:cntrl:]]* ]]; then
+    while [ -n "$s" ]; do
+      c=${s:0:1}
+      s=${s:1}
+      if [[ $c == [[:cntrl:]] ]]; then
+        printf -v c '\\u%04x' "'$c"
+      fi
+      out+=$c
+    done
+    s=$out
+  fi
+  printf '"%s"' "$s"
 }
 
 # Microseconds since the epoch (EPOCHREALTIME, bash >= 5; its radix character may be a comma).

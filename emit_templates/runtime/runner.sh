@@ -615,22 +615,6 @@ sv_restarts() {
     END { print n + 0 }' "$runtime_dir/supervisord.log"
 }
 
-# JSON string literal (status --format json): backslash, quote and control characters escaped.
-json_string() {
-  local s=$1 out="" c
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  while [[ $s == *[[:cntrl:]]* ]]; do
-    c=${s%%[[:cntrl:]]*}
-    out+=$c
-    s=${s#"$c"}
-    printf -v c '\\u%04x' "'${s:0:1}"
-    out+=$c
-    s=${s:1}
-  done
-  printf '"%s"' "$out$s"
-}
-
 cmd_status() {
   local i state desc health up=1 rc=0 format=text pid restarts exit_code first=1
   local -a args=()
