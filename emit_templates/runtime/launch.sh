@@ -385,19 +385,15 @@ fi
 # SGLang logs its arguments at start, secrets included (its own redaction covers only watermark secrets):
 # with secrets, its output goes through a filter that replaces each one, before any log file sees it.
 redact_stream() {
-  local line="" rc i value
-  local -a forms=()
+  local line="" rc i
   for ((i = 0; i < ${#secrets[@]}; i += 2)); do
-    value=${!secrets[i + 1]}
-    forms+=("$value" "${value//\\/\\\\}") # as written, and as Python's repr() writes it
-    forms+=("${forms[-1]//\'/\\\'}")
+    add_secret_forms "${!secrets[i + 1]}"
   done
   while :; do
     rc=0
     IFS= read -r -t 1 line || rc=$?
-    for value in "${forms[@]}"; do
-      line=${line//"$value"/<redacted>}
-    done
+    redact "$line"
+    line=$redacted
     if [ "$rc" = 0 ]; then
       printf '%s\n' "$line"
     elif [ "$rc" -gt 128 ]; then # a second without a newline (a progress bar): pass on what came so far

@@ -78,6 +78,26 @@ json_string() {
   printf '"%s"' "$s"
 }
 
+# The forms secrets take in SGLang's log (as written, and as Python's repr() writes them: backslashes doubled,
+# ' escaped when " is in the value too), collected in `secret_forms` by add_secret_forms VALUE...; `redact LINE`
+# puts the line with every form replaced by <redacted> in `redacted`.
+secret_forms=() redacted=""
+add_secret_forms() {
+  local value form
+  for value; do
+    [ -n "$value" ] || continue
+    form=${value//\\/\\\\}
+    secret_forms+=("$value" "$form" "${form//\'/\\\'}")
+  done
+}
+redact() {
+  local line=$1 form
+  for form in "${secret_forms[@]}"; do
+    line=${line//"$form"/<redacted>}
+  done
+  redacted=$line
+}
+
 # Microseconds since the epoch (EPOCHREALTIME, bash >= 5; its radix character may be a comma).
 now_us() {
   if [ -n "${EPOCHREALTIME-}" ]; then

@@ -96,26 +96,12 @@ pick_autostart() {
   picked=("${kept[@]}")
 }
 
-# Replace every secret this environment holds (the API keys, server_args_env) with <redacted> (SGLang logs its
-# arguments, secrets included), also in the form Python's repr() gives it there (backslashes doubled; '
-# escaped when " is in it too).
-redacted=""
-redact() {
-  local line=$1 k key form
-  # shellcheck disable=SC2068 # key_envs[i] holds several variable names, split on purpose
-  for k in ${key_envs[@]}; do
-    if [ -z "$k" ] || [ -z "${!k:-}" ]; then
-      continue
-    fi
-    key=${!k}
-    line=${line//"$key"/<redacted>}
-    form=${key//\\/\\\\}
-    line=${line//"$form"/<redacted>}
-    form=${form//\'/\\\'}
-    line=${line//"$form"/<redacted>}
-  done
-  redacted=$line
-}
+# Every secret this environment holds (the API keys, server_args_env), for `redact`: SGLang logs its
+# arguments, secrets included.
+# shellcheck disable=SC2068 # key_envs[i] holds several variable names, split on purpose
+for k in ${key_envs[@]}; do
+  add_secret_forms "${!k:-}"
+done
 
 # Print the last N lines of instance i's current run (from its launch script's latest "run begins" marker),
 # indented, keys redacted.
