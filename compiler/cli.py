@@ -89,7 +89,8 @@ def compile_command(config: str, out_dir: str, check_only: bool) -> None:
     """Write the runtime artifacts of CONFIG: launch scripts, runner, supervisord.conf, entry hook, manifest."""
     from sglangc.errors import SglangcError
     from sglangc.pipeline import compile_config
-    from sglangc.report import compile_summary
+    from sglangc.render import manifest_revisions
+    from sglangc.report import compile_summary, reload_summary
 
     try:
         result = compile_config(config, out_dir, check_only=check_only)
@@ -117,6 +118,11 @@ def compile_command(config: str, out_dir: str, check_only: bool) -> None:
             _echo(f"{result.out_dir}: up to date")
         sys.exit(OUTCOME_FINDINGS if changes.any else OUTCOME_OK)
     _echo(compile_summary(result.checked.plan, result.out_dir, changes))
+    reload = reload_summary(
+        changes.previous_revisions, manifest_revisions(result.artifacts), result.out_dir / "check-and-run-sglang.sh"
+    )
+    if reload:
+        _echo(reload)
 
 
 @cli.command()

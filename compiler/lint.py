@@ -101,8 +101,14 @@ def _supervisor_problems(text: str, scratch: str) -> list[str] | None:
     conf.write_text(text, encoding="utf-8")
     options = ServerOptions()
     options.configfile = str(conf)
+    # Its [rpcinterface:sglangc] loads lib/sglangc_supervisor.py, which the runner puts on supervisord's path.
+    from sglangc.emit_templates import DIR
+
+    sys.path.insert(0, str(DIR / "runtime"))
     try:
         options.process_config(do_usage=False)
     except ValueError as e:
         return [f"supervisord.conf: {e}"]
+    finally:
+        sys.path.remove(str(DIR / "runtime"))
     return [f"supervisord.conf: {w}" for w in options.parse_warnings]

@@ -20,7 +20,9 @@ MANIFEST = "manifest.json"
 PIXI_TEMPLATE = "pixi/pixi.toml"
 LIB = "lib"
 # The runtime's static bash, copied verbatim into DIR/lib: what the generated scripts source.
-RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh")
+RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh", "sglangc_supervisor.py")
+# What a running server was started from, besides its launch script and program section.
+LAUNCH_RUNTIME = ("prelude.sh", "launch.sh")
 
 
 def pixi_template() -> str:
@@ -59,16 +61,35 @@ def render(plan: Plan, out_dir: str) -> tuple[Artifact, ...]:
         Artifact(f"launch-{u['name']}.sh", env.get_template("launch.sh.j2").render(context, unit=u), True)
         for u in context["units"]
     ]
+    conf = env.get_template("supervisord.conf.j2").render(context)
+    revisions = _revisions(context["units"], artifacts, conf)
+    for u in context["units"]:
+        u["revision"] = revisions[u["name"]]
     artifacts += [
         Artifact("check-and-run-sglang.sh", env.get_template("check-and-run-sglang.sh.j2").render(context), True),
         Artifact("entry-hook.sh", env.get_template("entry-hook.sh.j2").render(context), True),
         Artifact("install-sglang-offline.sh", env.get_template("install-sglang-offline.sh.j2").render(context), True),
-        Artifact("supervisord.conf", env.get_template("supervisord.conf.j2").render(context)),
+        Artifact("supervisord.conf", conf),
         Artifact(PIXI_TEMPLATE, pixi_template(), generated=False),
         *(Artifact(f"{LIB}/{name}", _package_text(f"runtime/{name}"), generated=False) for name in RUNTIME),
     ]
     artifacts.sort(key=lambda a: a.relpath)
-    return (*artifacts, _manifest(plan, artifacts))
+    return (*artifacts, _manifest(plan, artifacts, revisions))
+
+
+def _revisions(units: list[dict[str, t.Any]], launches: list[Artifact], conf: str) -> dict[str, str]:
+    """Per enabled instance, a hash of what its server is started from: its launch script, the runtime that
+    script sources and its program section in supervisord.conf. `reload` restarts an instance when it changes
+    and leaves it running otherwise."""
+    sections = {block.split("]", 1)[0]: block.split("\n\n[", 1)[0] for block in conf.split("\n[program:")[1:]}
+    runtime = "".join(_package_text(f"runtime/{name}") for name in LAUNCH_RUNTIME)
+    texts = {a.relpath: a.text for a in launches}
+    return {
+        u["name"]: hashlib.sha256(
+            "\0".join([texts[f"launch-{u['name']}.sh"], sections[u["program"]], runtime]).encode("utf-8")
+        ).hexdigest()[:16]
+        for u in units
+    }
 
 
 def render_conf(plan: Plan, out_dir: str) -> str:
@@ -171,7 +192,13 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
     }
 
 
-def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:
+def manifest_revisions(artifacts: t.Iterable[Artifact]) -> dict[str, str]:
+    """instance → revision, as the manifest among `artifacts` records them."""
+    manifest = next(a for a in artifacts if a.relpath == MANIFEST)
+    return {i["name"]: i["revision"] for i in json.loads(manifest.text)["instances"] if i.get("revision")}
+
+
+def _manifest(plan: Plan, artifacts: list[Artifact], revisions: dict[str, str]) -> Artifact:
     dep = plan.deployment
     doc = {
         "format": 1,
@@ -188,6 +215,7 @@ def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:
                 "host": u.host,
                 "port": u.port,
                 "wave": u.wave,
+                "revision": revisions.get(u.name),
             }
             for u in plan.units
         ],

@@ -147,3 +147,27 @@ def compile_summary(plan: Plan, out_dir: object, changes: t.Any) -> str:
         f"GPUs {gpu_list(gpus)}, ports {ports or '-'}; {total} files ({len(changes.written)} written, "
         f"{len(changes.unchanged)} unchanged, {len(changes.removed)} removed)"
     )
+
+
+def reload_summary(before: dict[str, str] | None, after: dict[str, str], runner: object) -> str | None:
+    """What `reload` of a running deployment would do after this compile, from the revisions the previous
+    manifest and this one record (None when there was no previous compile to compare with)."""
+    if before is None:
+        return None
+    added = [n for n in after if n not in before]
+    changed = [n for n in after if n in before and before[n] != after[n]]
+    removed = [n for n in before if n not in after]
+    kept = [n for n in after if before.get(n) == after[n]]
+    parts = [
+        f"{verb} {', '.join(names)}{what}"
+        for verb, names, what in (
+            ("start", added, " (new)"),
+            ("restart", changed, " (changed)"),
+            ("stop", removed, " (removed)"),
+            ("leave", kept, " untouched"),
+        )
+        if names
+    ]
+    if not (added or changed or removed):
+        return f"{runner} reload would change nothing"
+    return f"{runner} reload would {', '.join(parts)}"

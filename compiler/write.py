@@ -43,6 +43,8 @@ class Changes:
     removed: tuple[str, ...]  # files of the previous manifest that are gone now
     unchanged: tuple[str, ...]
     kept: tuple[str, ...] = ()  # files of the previous manifest left alone: changed since sglangc wrote them
+    # instance → revision, as the previous manifest recorded them (None: no previous manifest that has them)
+    previous_revisions: dict[str, str] | None = None
 
     @property
     def any(self) -> bool:
@@ -77,7 +79,8 @@ def plan_changes(artifacts: t.Sequence[Artifact], out_dir: Path) -> Changes:
                     removed.append(relpath)
                 elif verdict is not None:
                     kept.append(relpath)
-    return Changes(tuple(written), tuple(removed), tuple(unchanged), tuple(kept))
+        revisions = root.previous_revisions() if root is not None else None
+    return Changes(tuple(written), tuple(removed), tuple(unchanged), tuple(kept), revisions)
 
 
 def write(artifacts: t.Sequence[Artifact], out_dir: Path) -> Changes:
@@ -183,13 +186,33 @@ class _Dir:
             content = _read_regular(relpath.rsplit("/", 1)[-1], fd, MANIFEST_MAX_BYTES * 64)
             return hashlib.sha256(content[0]).hexdigest() if content is not None else None
 
-    def previous_manifest(self) -> dict[str, str]:
-        """relpath → sha256 of each file the previous manifest lists; empty when it is missing or not trusted."""
+    def _previous_doc(self) -> t.Any:
+        """The previous manifest, parsed; None when it is missing or not trusted."""
         content = _read_regular(MANIFEST, self.fd, MANIFEST_MAX_BYTES)
         if content is None or _json_depth(content[0]) > MANIFEST_MAX_DEPTH:
-            return {}
+            return None
         try:
-            doc = json.loads(content[0])
+            return json.loads(content[0])
+        except (ValueError, RecursionError):
+            return None
+
+    def previous_revisions(self) -> dict[str, str] | None:
+        """instance → revision of each enabled instance the previous manifest lists (None: it records none)."""
+        doc = self._previous_doc()
+        entries = doc.get("instances") if isinstance(doc, dict) else None
+        if not isinstance(entries, list):
+            return None
+        found = {
+            e["name"]: e["revision"]
+            for e in entries
+            if isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("revision"), str)
+        }
+        return found or None
+
+    def previous_manifest(self) -> dict[str, str]:
+        """relpath → sha256 of each file the previous manifest lists; empty when it is missing or not trusted."""
+        doc = self._previous_doc()
+        try:
             entries = doc["artifacts"]
             records = {e["path"]: e["sha256"] for e in entries if isinstance(e, dict)}
         except (ValueError, KeyError, TypeError, RecursionError):

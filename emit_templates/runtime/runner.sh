@@ -14,20 +14,23 @@
 #   group master_enable        the supervisord group; whether supervisord starts the instances by itself
 #   ready_timeout stop_timeout seconds `wait` waits by default; seconds a server has to stop
 #   settle_seconds             how long supervisord may take to call a start RUNNING or FATAL
-#   units                      the enabled instances in start order, ten words each (see `fields` below)
+#   units                      the enabled instances in start order, twelve words each (see `fields` below)
 
 resolve_prefix
 
 # One array per field of `units`, indexed by instance: name, supervisord program, launch script, probe
 # address, port, log file, pid file, secrets file ('' when none), the variables holding its secrets and the
-# instances its launch script waits for (both space-separated), and yes/no: whether `start` with no names
-# starts it (autostart).
-fields=11
+# instances its launch script waits for (both space-separated), yes/no: whether `start` with no names starts
+# it (autostart), and its revision: a hash of its launch script, the runtime that sources and its program
+# section, which `reload` compares with the revision it runs at.
+fields=12
 names=() programs=() launches=() hosts=() ports=() logs=() pid_files=() secrets=() key_envs=() deps=() autostarts=()
+revisions=()
 for ((i = 0; i < ${#units[@]}; i += fields)); do
   names+=("${units[i]}") programs+=("${units[i + 1]}") launches+=("${units[i + 2]}") hosts+=("${units[i + 3]}")
   ports+=("${units[i + 4]}") logs+=("${units[i + 5]}") pid_files+=("${units[i + 6]}") secrets+=("${units[i + 7]}")
   key_envs+=("${units[i + 8]}") deps+=("${units[i + 9]}") autostarts+=("${units[i + 10]}")
+  revisions+=("${units[i + 11]}")
 done
 count=${#names[@]}
 
@@ -46,6 +49,8 @@ usage() {
     "  wait [--timeout S] [NAME...]  wait until the instances answer /health (default timeout ${ready_timeout} s);" \
     "                                exit 0 when all are ready, else 1" \
     "  logs NAME [-f]                the last 200 lines of an instance's log (-f: follow it)" \
+    "  reload                        apply a recompiled $me: start new instances (with autostart), stop" \
+    "                                removed ones, restart changed ones that run; leave the others running" \
     "" \
     "instances: ${names[*]:-(none enabled)}" \
     "config: $config" \
@@ -231,6 +236,42 @@ record_mode() {
     printf 'mode=background\n' >"$tmp"
   fi
   mv -f -- "$tmp" "$state_file"
+  write_applied # a fresh supervisord or a first start: what runs from now on is this compile's
+}
+
+# What `start` and `reload` applied, one line per instance of the compile they ran from: its name, the
+# revision it was started at, and (for `reload`, once a recompile has removed it) its supervisord program,
+# port, pid file and launch script, tab-separated.
+applied_file="$runtime_dir/applied"
+declare -A applied=()
+read_applied() {
+  local name rest
+  applied=()
+  [ -f "$applied_file" ] && [ ! -L "$applied_file" ] || return 0
+  while IFS=$'\t' read -r name rest; do
+    [ -z "$name" ] || applied[$name]=$rest
+  done <"$applied_file"
+}
+# With instance indices: those are now at their compiled revision, the others as recorded. Without: exactly
+# this compile's instances, at their revisions.
+write_applied() {
+  local i name tmp
+  local -a which=("$@")
+  if [ "$#" -gt 0 ]; then
+    read_applied
+  else
+    applied=()
+    which=("${!names[@]}")
+  fi
+  for i in "${which[@]}"; do
+    applied[${names[$i]}]=$(printf '%s\t%s\t%s\t%s\t%s' "${revisions[$i]}" "${programs[$i]}" "${ports[$i]}" \
+      "${pid_files[$i]}" "${launches[$i]}")
+  done
+  tmp=$(mktemp "$runtime_dir/.applied.XXXXXX") || die 1 "cannot write $applied_file"
+  for name in "${!applied[@]}"; do
+    printf '%s\t%s\n' "$name" "${applied[$name]}"
+  done | LC_ALL=C sort >"$tmp"
+  mv -f -- "$tmp" "$applied_file"
 }
 
 # supervisorctl status: 0 or 3 when supervisord answers, 4 when it cannot be reached.
@@ -257,7 +298,8 @@ sv_launch_daemon() {
   report "starting supervisord: $supervisord -c $conf"
   # A socket or pid file left by a killed supervisord does not stop it: it unlinks a stale socket itself.
   # It keeps no descriptor of the caller's beyond 0-2 (it closes those three itself as it daemonizes).
-  if ! (close_fds && exec "$supervisord" -c "$conf") </dev/null; then
+  # lib/ on its path for the conf's [rpcinterface:sglangc] (lib/sglangc_supervisor.py, which `reload` needs).
+  if ! (close_fds && PYTHONPATH="$lib${PYTHONPATH:+:$PYTHONPATH}" exec "$supervisord" -c "$conf") </dev/null; then
     sv_up || die 1 "supervisord failed to start; see $runtime_dir/supervisord.log"
     return 0 # another start was quicker
   fi
@@ -371,7 +413,7 @@ sv_query() {
   done <<<"$out"
 }
 
-unknown_program="the running supervisord does not know it (compiled again since it started? see: $0 restart)"
+unknown_program="the running supervisord does not know it (compiled again since it started? run: $0 reload)"
 
 # last_exit: how supervisord last saw a program end in its current (or latest) run, e.g. "exit status 13; not
 # expected" ('' when never). Its log is appended across runs: only lines after the last start count.
@@ -537,7 +579,10 @@ cmd_start() {
     report "note: master.enable is false in $config (boot starts nothing); starting as asked"
   fi
   clear_failures
-  if [ -n "$supervisord" ]; then sv_start; else fb_start; fi
+  local rc=0
+  if [ -n "$supervisord" ]; then sv_start || rc=$?; else fb_start || rc=$?; fi
+  write_applied "${picked[@]}"
+  return "$rc"
 }
 
 cmd_stop() {
@@ -550,7 +595,7 @@ cmd_stop() {
   fb_stop || rc=$?
   remove_secrets
   if [ "$all_picked" = 1 ] && [ "$rc" = 0 ]; then
-    rm -f -- "$state_file" # everything stopped: the next start chooses the mode again
+    rm -f -- "$state_file" "$applied_file" # everything stopped: the next start chooses the mode again
   fi
   return "$rc"
 }
@@ -798,6 +843,137 @@ cmd_logs() {
   done < <(tail -n 200 "${follow[@]}" -- "$log")
 }
 
+# Apply a recompiled DIR to what runs: instances that are new start (those with autostart), removed ones stop,
+# changed ones (another revision than the one they were started at) restart when they run, and every other
+# instance is left alone, its server untouched.
+cmd_reload() {
+  local i name rev program port pid_file launch rc=0 running
+  local -a added=() changed=() kept=() gone=() down=() up=()
+  [ "$#" = 0 ] || die 2 "reload takes no arguments (it applies the whole compile)"
+  if [ -z "$recorded" ]; then
+    report "nothing runs from $config (no record in $runtime_dir); start it with: $0 start"
+    return 0
+  fi
+  ensure_dirs
+  read_applied
+  if [ -n "$supervisord" ]; then
+    sv_up || die 1 "supervisord is not running (killed?): run $0 start, which replaces what it left"
+    sv_query || die 1 "supervisord stopped answering; see $runtime_dir/supervisord.log"
+  fi
+  for i in "${!names[@]}"; do
+    if [ -z "${applied[${names[$i]}]+set}" ]; then
+      added+=("$i")
+      continue
+    fi
+    rev=${applied[${names[$i]}]%%$'\t'*}
+    if [ "$rev" = "${revisions[$i]}" ]; then kept+=("$i"); else changed+=("$i"); fi
+  done
+  # A removed instance is known by its record only: it joins the arrays past the compiled ones, so that
+  # stopping it goes the usual way (its pid file, its launch script's path or its server's port).
+  for name in "${!applied[@]}"; do
+    for i in "${!names[@]}"; do
+      [ "${names[$i]}" != "$name" ] || continue 2
+    done
+    IFS=$'\t' read -r rev program port pid_file launch <<<"${applied[$name]}"
+    names+=("$name") programs+=("$program") ports+=("$port") pid_files+=("$pid_file") launches+=("$launch")
+    gone+=("$((${#names[@]} - 1))")
+  done
+  for i in "${kept[@]}"; do
+    report "${names[$i]}: unchanged, left as it is"
+  done
+  for i in "${gone[@]}"; do
+    report "${names[$i]}: removed from the compile: stopping"
+    down+=("$i")
+  done
+  for i in "${changed[@]}"; do
+    running=0
+    if [ -n "$supervisord" ]; then
+      case ${sv_state[${programs[$i]}]:-} in RUNNING | STARTING | BACKOFF) running=1 ;; esac
+    elif fb_running "$i"; then
+      running=1
+    fi
+    if [ "$running" = 1 ]; then
+      report "${names[$i]}: changed: restarting"
+      down+=("$i")
+      up+=("$i")
+    else
+      report "${names[$i]}: changed; not running, so not started"
+    fi
+  done
+  for i in "${added[@]}"; do
+    if [ "${autostarts[$i]}" = yes ]; then
+      report "${names[$i]}: new: starting"
+      up+=("$i")
+    else
+      report "${names[$i]}: new, autostart = false: start it by name"
+    fi
+  done
+  if [ -n "$supervisord" ]; then
+    sv_reload || rc=1
+  else
+    if [ "${#down[@]}" -gt 0 ]; then stop_by_pid_files "${down[@]}" || rc=1; fi
+    names=("${names[@]:0:count}")
+    picked=()
+    for i in "${!names[@]}"; do
+      [[ " ${up[*]} " == *" $i "* ]] && picked+=("$i")
+    done
+    [ "${#picked[@]}" = 0 ] || fb_start || rc=1
+  fi
+  for i in "${gone[@]}"; do
+    [ -z "${secrets[$i]:-}" ] || rm -f -- "${secrets[$i]}"
+  done
+  names=("${names[@]:0:count}")
+  write_applied
+  [ "$rc" = 0 ] || warn "reload did not finish cleanly; see: $0 status"
+  return "$rc"
+}
+
+# reload under supervisord: stop what goes or changes, let supervisord take the conf's programs of the group
+# (lib/sglangc_supervisor.py; a program whose section changed must be stopped first, so it restarts too),
+# then start what is new or changed.
+sv_reload() {
+  local i kind program out python rc=0 tries
+  local -a stop_targets=() start_targets=()
+  for i in "${down[@]}"; do stop_targets+=("$group:${programs[$i]}"); done
+  [ "${#stop_targets[@]}" = 0 ] || ctl stop "${stop_targets[@]}" >/dev/null || true
+  # The Python that runs supervisord (the first word of its command line: the script's interpreter) has the
+  # supervisor package: it talks to it through the conf's socket.
+  proc_cmdline "$(sv_pid)" && [ "${#proc_argv[@]}" -gt 0 ] && [[ ${proc_argv[0]} == /* ]] ||
+    die 1 "cannot find the Python that runs supervisord (pid $(sv_pid))"
+  python=${proc_argv[0]}
+  for tries in 1 2; do
+    rc=0
+    out=$("$python" -E -s "$lib/sglangc_supervisor.py" "$conf" "$group") || rc=$?
+    [ "$rc" = 3 ] && [ "$tries" = 1 ] || break
+    # programs whose section changed while their launch script did not: stop them, restart them after
+    stop_targets=()
+    while read -r kind program; do
+      [ "$kind" = busy ] || continue
+      stop_targets+=("$group:$program")
+      for i in "${!programs[@]}"; do
+        if [ "${programs[$i]}" = "$program" ] && [ "$i" -lt "$count" ]; then
+          report "${names[$i]}: its supervisord settings changed: restarting"
+          up+=("$i")
+        fi
+      done
+    done <<<"$out"
+    ctl stop "${stop_targets[@]}" >/dev/null || true
+  done
+  [ "$rc" = 0 ] || die 1 "supervisord did not take the new conf${out:+: $out}"
+  picked=()
+  for i in "${!names[@]}"; do
+    if [ "$i" -lt "$count" ] && [[ " ${up[*]} " == *" $i "* ]]; then
+      picked+=("$i")
+      start_targets+=("$group:${programs[$i]}")
+    fi
+  done
+  [ "${#picked[@]}" -gt 0 ] || return 0
+  rc=0
+  ctl start "${start_targets[@]}" >/dev/null || rc=$?
+  sv_settle || rc=1
+  return "$rc"
+}
+
 command=${1-}
 [ "$#" = 0 ] || shift
 case $command in
@@ -805,12 +981,12 @@ case $command in
     usage
     exit 0
     ;;
-  start | stop | restart | status | wait | logs) ;;
+  start | stop | restart | status | wait | logs | reload) ;;
   "")
     usage >&2
     exit 2
     ;;
-  *) die 2 "unknown command '$command' (commands: start, stop, restart, status, wait, logs; see --help)" ;;
+  *) die 2 "unknown command '$command' (commands: start, stop, restart, status, wait, logs, reload; see --help)" ;;
 esac
 
 verify_runtime_dir
@@ -825,4 +1001,5 @@ case $command in
   status) cmd_status "$@" ;;
   wait) cmd_wait "$@" ;;
   logs) cmd_logs "$@" ;;
+  reload) cmd_reload "$@" ;;
 esac

@@ -80,6 +80,15 @@ class Deployment:
     env: dict[str, str]
     ports: dict[str, int]
     seen_pids: set[int] = dataclasses.field(default_factory=set)
+    header: str = ""  # the config's text before the instances
+    fields: dict[str, str] = dataclasses.field(default_factory=dict)  # what <<NAME>> stands for
+
+    def recompile(self, instances: str) -> str:
+        """Write the config again with other instances and compile it into the same DIR; compile's output."""
+        self.config.write_text(self.header + "\n" + fill(instances, self.fields), encoding="utf-8")
+        done = run_cli("compile", str(self.config), "-o", str(self.out))
+        assert done.exit_code == 0, done.stdout + done.stderr
+        return done.stdout
 
     @property
     def runner_path(self) -> Path:
@@ -171,7 +180,7 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
         fields.update({f"port_{n}": str(p) for n, p in ports.items()})
         fields.update({f"record_{n}": str(tmp_path / f"record-{n}.json") for n in names})
         log_dir = tmp_path / log_name
-        text = "\n".join(
+        header = "\n".join(
             [
                 "version = 1",
                 'sglang_version = "0.5.23"',
@@ -184,9 +193,9 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
                 "stop_timeout = 5",
                 "ready_timeout = 60",
                 master,
-                fill(instances, fields),
             ]
         )
+        text = header + "\n" + fill(instances, fields)
         config = tmp_path / "config.toml"
         config.write_text(text, encoding="utf-8")
         out = tmp_path / "out"
@@ -201,7 +210,18 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
             **(env or {}),
         }
         # the logs go to a private directory of the deployment below master.log_dir
-        dep = Deployment(mode, tmp_path, run_dir / run_name, out, log_dir / "sglangc", config, full_env, ports)
+        dep = Deployment(
+            mode,
+            tmp_path,
+            run_dir / run_name,
+            out,
+            log_dir / "sglangc",
+            config,
+            full_env,
+            ports,
+            header=header,
+            fields=fields,
+        )
         made.append(dep)
         return dep
 

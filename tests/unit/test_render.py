@@ -107,7 +107,7 @@ def test_snapshots(config, snapshot, monkeypatch):
 def test_static_files_are_verbatim_copies(monkeypatch):
     artifacts = {a.relpath: a for a in render(checked_plan(EXAMPLES[0], monkeypatch), OUT)}
     static = {relpath for relpath, a in artifacts.items() if not a.generated}
-    assert static == {"pixi/pixi.toml", *(f"lib/{p.name}" for p in RUNTIME.glob("*.sh"))}
+    assert static == {"pixi/pixi.toml", *(f"lib/{p.name}" for p in RUNTIME.iterdir() if p.suffix in (".sh", ".py"))}
     for relpath in static:
         source = RUNTIME / relpath[4:] if relpath.startswith("lib/") else ROOT / "emit_templates" / relpath
         assert artifacts[relpath].text == source.read_text(encoding="utf-8"), relpath
@@ -197,10 +197,12 @@ def test_supervisor_accepts_conf(config, tmp_path, short_dir, monkeypatch):
     out = tmp_path / "out"
     plan = write_artifacts(copy, out, monkeypatch)
 
+    monkeypatch.syspath_prepend(str(out / "lib"))  # as the runner starts supervisord: lib/ on its path
     options = ServerOptions()
     options.configfile = str(out / "supervisord.conf")
     options.process_config(do_usage=False)
     assert options.parse_warnings == []
+    assert [name for name, _, _ in options.configroot.supervisord.rpcinterface_factories] == ["supervisor", "sglangc"]
     enabled = [u.name for u in plan.enabled]
     groups = {g.name: g for g in options.process_group_configs}
     assert list(groups) == (["sglang"] if enabled else [])

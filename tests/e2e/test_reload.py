@@ -1,0 +1,65 @@
+"""`reload` applies a recompiled DIR to a running deployment: what is new starts, what is gone stops, what
+changed restarts, and every other server keeps running, untouched (same pid)."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.procs import proc_state
+
+from .conftest import MODES
+
+INSTANCE = """
+[instances.{name}]
+model_path = "<<model>>"
+port = <<port_{name}>>
+gpu_ids = [{gpu}]
+env = {{ SGLANG_STANDIN_RECORD = "<<record_{name}>>"{extra} }}
+"""
+
+
+def instances(*specs: tuple[str, int, str]) -> str:
+    return "".join(INSTANCE.format(name=n, gpu=g, extra=extra) for n, g, extra in specs)
+
+
+BEFORE = instances(("keep", 0, ""), ("change", 1, ""), ("drop", 2, ""))
+AFTER = instances(("keep", 0, ""), ("change", 1, ', CHANGED = "yes"'), ("add", 3, ""))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reload_starts_new_stops_removed_restarts_changed_and_leaves_the_rest(deploy, mode):
+    dep = deploy(BEFORE, ["keep", "change", "drop", "add"], mode=mode)
+    dep.run_ok("start")
+    dep.run_ok("wait", "--timeout", "30")
+    pids = {n: dep.record(n)["pid"] for n in ("keep", "change", "drop")}
+
+    said = dep.recompile(AFTER)
+    assert "reload would start add (new), restart change (changed), stop drop (removed)" in said, said
+    assert "leave keep untouched" in said, said
+    dep.record_path("change").unlink()
+
+    done = dep.run_ok("reload")
+    assert "keep: unchanged" in done.stdout and "change: changed: restarting" in done.stdout, done.stdout
+    assert "drop: removed from the compile: stopping" in done.stdout and "add: new: starting" in done.stdout
+    dep.run_ok("wait", "--timeout", "30")
+    assert dep.record("keep")["pid"] == pids["keep"] and proc_state(pids["keep"]), "keep was touched"
+    assert dep.record("change")["pid"] != pids["change"] and proc_state(pids["change"]) is None
+    assert dep.record("change")["env"].get("CHANGED") == "yes", "the changed instance runs its new launch script"
+    assert proc_state(pids["drop"]) is None, "the removed instance still runs"
+    assert proc_state(dep.record("add")["pid"]), "the added instance does not run"
+
+    status = dep.runner("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert sorted(line.split()[0] for line in status.stdout.splitlines()) == ["add", "change", "keep"]
+
+    again = dep.run_ok("reload")  # nothing changed since: nothing happens
+    assert again.stdout.count("unchanged, left as it is") == 3, again.stdout
+    assert dep.record("keep")["pid"] == pids["keep"]
+    dep.run_ok("stop")
+    assert not dep.leftovers()
+
+
+def test_reload_of_a_deployment_that_was_not_started_says_so(deploy):
+    dep = deploy(BEFORE, ["keep", "change", "drop", "add"], mode="fallback")
+    done = dep.run_ok("reload")
+    assert "nothing runs from" in done.stdout and "start" in done.stdout
