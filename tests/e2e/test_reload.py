@@ -3,6 +3,8 @@ changed restarts, and every other server keeps running, untouched (same pid)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from support.procs import proc_state
@@ -52,6 +54,8 @@ def test_reload_starts_new_stops_removed_restarts_changed_and_leaves_the_rest(de
     assert status.returncode == 0, status.stdout + status.stderr
     assert sorted(line.split()[0] for line in status.stdout.splitlines()) == ["add", "change", "keep"]
 
+    if mode == "supervisord":
+        assert reread(dep) == "No config updates to processes", "supervisord runs the conf as compiled"
     again = dep.run_ok("reload")  # nothing changed since: nothing happens
     assert again.stdout.count("unchanged, left as it is") == 3, again.stdout
     assert dep.record("keep")["pid"] == pids["keep"]
@@ -63,3 +67,34 @@ def test_reload_of_a_deployment_that_was_not_started_says_so(deploy):
     dep = deploy(BEFORE, ["keep", "change", "drop", "add"], mode="fallback")
     done = dep.run_ok("reload")
     assert "nothing runs from" in done.stdout and "start" in done.stdout
+
+
+def test_a_program_section_supervisord_has_not_taken_yet_is_replaced_by_reload(deploy):
+    """`restart b` after a recompile runs b's new launch script under its old program section; reload sees
+    that supervisord's settings for b differ from the conf, and replaces them (restarting b, not a)."""
+    two = instances(("a", 0, ""), ("b", 1, ""))
+    dep = deploy(two, ["a", "b"], mode="supervisord")
+    dep.run_ok("start")
+    dep.run_ok("wait", "--timeout", "30")
+    a = dep.record("a")["pid"]
+    dep.recompile(two.replace("gpu_ids = [1]\n", "gpu_ids = [1]\nautostart = false\n"))
+    dep.run_ok("restart", "b")
+    dep.run_ok("wait", "--timeout", "30", "b")
+    b = dep.record("b")["pid"]
+    done = dep.run_ok("reload")
+    assert "b: its supervisord settings changed: restarting" in done.stdout, done.stdout
+    dep.run_ok("wait", "--timeout", "30", "b")
+    assert dep.record("b")["pid"] != b and dep.record("a")["pid"] == a
+    assert reread(dep) == "No config updates to processes"
+
+
+def reread(dep) -> str:
+    """What `supervisorctl reread` finds different between the conf and what supervisord runs."""
+    state = dict(line.split("=", 1) for line in (dep.run_dir / "state").read_text().splitlines())
+    done = subprocess.run(
+        [state["supervisorctl"], "-c", str(dep.out / "supervisord.conf"), "reread"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() + done.stderr.strip()
