@@ -41,6 +41,8 @@ shopt -s nullglob
 # The environment is read and run by every user of the container but written by this script alone, whatever
 # umask the caller (an entrypoint) had: files 0644 and directories 0755, never writable by others.
 umask 022
+# Its lines end up in the boot's log (through the entry hook): each begins with the UTC time.
+stamped=1
 
 bundle="${AUTO_INFER_SGLANG_BUNDLE_PATH:-$default_bundle}"
 pin_env="${AUTO_INFER_SGLANG_BUNDLE_SHA256:-$default_sha256}"

@@ -314,9 +314,10 @@ if [ "${SUPERVISOR_ENABLED-}" = 1 ] && read -r code ppid when _ 2>/dev/null <"$f
   exit "$code"
 fi
 
-# One marker line begins every run in the log: the runner shows tails from the latest one only.
-TZ=UTC0 printf -v began '%(%Y-%m-%dT%H:%M:%SZ)T' -1
-say "=== run begins $began (pid $$): SGLang on $host:$port, GPUs $gpus ==="
+# One marker line begins every run in the log: the runner shows tails from the latest one only. From here
+# on every line this script writes (into the log) begins with the UTC time.
+stamped=1
+say "=== run begins (pid $$): SGLang $name on $host:$port, GPUs $gpus ==="
 
 for check in "${CHECKS[@]}"; do
   code=0 unchecked=""

@@ -7,15 +7,25 @@
 # resolve_prefix, `default_project_dir` and `default_environment` (compiled from the config). Nothing here
 # runs on its own: it only defines functions.
 
-# Messages: `say` on stdout, `warn` and `die` on stderr; `die CODE MESSAGE...` exits with CODE.
+# Messages: `say` on stdout, `warn` and `die` on stderr; `die CODE MESSAGE...` exits with CODE. With
+# stamped=1 (a launch script's run, the installer: what they print ends up in logs) each line begins with the
+# UTC time, e.g. "2026-12-01T11:51:51Z launch-glm47: ...".
 died=0
-say() { printf '%s: %s\n' "$me" "$*"; }
-warn() { printf '%s: warning: %s\n' "$me" "$*" >&2; }
+stamped=0
+stamp=""
+when() {
+  stamp=""
+  [ "$stamped" = 1 ] || return 0
+  TZ=UTC0 printf -v stamp '%(%Y-%m-%dT%H:%M:%SZ)T ' -1
+}
+say() { when; printf '%s%s: %s\n' "$stamp" "$me" "$*"; }
+warn() { when; printf '%s%s: warning: %s\n' "$stamp" "$me" "$*" >&2; }
 die() {
   local code=$1
   shift
   died=1
-  printf '%s: error: %s\n' "$me" "$*" >&2
+  when
+  printf '%s%s: error: %s\n' "$stamp" "$me" "$*" >&2
   exit "$code"
 }
 

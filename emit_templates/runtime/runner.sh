@@ -492,7 +492,8 @@ fb_start() {
     alive "$pid" && continue
     local status=0
     wait "$pid" || status=$?
-    printf '%s: launch-%s.sh exited with status %s\n' "$me" "${names[${started[$i]}]}" "$status" >>"${logs[${started[$i]}]}"
+    TZ=UTC0 printf '%(%Y-%m-%dT%H:%M:%SZ)T %s: launch-%s.sh exited with status %s\n' -1 "$me" \
+      "${names[${started[$i]}]}" "$status" >>"${logs[${started[$i]}]}"
     report "${names[${started[$i]}]}: failed at once (exit status $status)"
     log_tail "${started[$i]}" 20
     rc=1

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from support import STAMP, unstamped
 from support.net import http
 from support.procs import run
 
@@ -57,7 +58,10 @@ def assert_caller_went_on(done: subprocess.CompletedProcess) -> None:
 
 
 def hook_lines(done: subprocess.CompletedProcess) -> list[str]:
-    return [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("sglang-entry-hook:")]
+    """The entry hook's lines, each of which begins with the UTC time (without it)."""
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if "sglang-entry-hook: " in line]
+    assert all(STAMP.match(line) for line in lines), lines
+    return [unstamped(line) for line in lines]
 
 
 def test_gates_off(deploy):

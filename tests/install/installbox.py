@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import FAKES_BIN, ROOT, procs
+from support import FAKES_BIN, ROOT, procs, unstamped
 
 EXAMPLE = ROOT / "model-configs" / "sglang-single-gpu.toml"
 ENV = "default"
@@ -80,7 +80,8 @@ class Sandbox:
             timeout=timeout,
             what=f"install-sglang-offline.sh {' '.join(args)}",
         )
-        return Run(done.returncode, done.stdout, done.stderr)
+        # each line begins with the UTC time (tests/install/test_install_wheelhouse.py: test_usage), left out here
+        return Run(done.returncode, unstamped(done.stdout), unstamped(done.stderr))
 
     def start(self, bundle: Path, *args: str, log: Path | None = None, **extra: str) -> subprocess.Popen:
         """The installer in the background, in a process group of its own (so a test can kill all of it)."""

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import bundlekit
+from support import STAMP, bundlekit, procs
 
 from .installbox import ENV, Sandbox, compile_config, copy_bundle
 
@@ -245,4 +245,6 @@ def test_usage(box: Sandbox, wheelhouse: Path) -> None:
     assert bad.rc == 2
     assert bad.err.strip().splitlines() == [bad.err.strip()]
     assert bad.err.startswith("install-sglang-offline: error: unknown argument '--bogus'")
+    raw = procs.run(box.argv("--bogus"), env=box.environ(wheelhouse), timeout=60, what="installer --bogus")
+    assert STAMP.match(raw.stderr), "each line of the installer begins with the UTC time"
     assert box.run(wheelhouse, AUTO_INFER_SGLANG_PIXI_ENVIRONMENT="../x").rc == 2

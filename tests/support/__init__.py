@@ -19,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import time
@@ -34,6 +35,14 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 IN_CI = os.environ.get("CI") == "true"
 
 T = t.TypeVar("T")
+
+# The UTC time that begins each line of the launch scripts, the installer and the entry hook.
+STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", re.MULTILINE)
+
+
+def unstamped(text: str) -> str:
+    """Text of the scripts' output without the UTC time at the start of each line."""
+    return STAMP.sub("", text)
 
 
 def load_module(name: str, path: Path) -> types.ModuleType:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
+from support import STAMP, unstamped
 
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 GPU_PATH = f"{ROOT / 'tests' / 'fakes' / 'gpu'}:{SYSTEM_PATH}"
@@ -35,6 +36,7 @@ GiB = 1024**3
 class Box:
     def __init__(self, tmp: Path, run_dir: Path) -> None:
         self.tmp, self.run_dir = tmp, run_dir
+        self.raw_stderr = ""  # of the last run, with the UTC time that begins each line
         self.project = tmp / "project"
         self.prefix = self.project / ".pixi" / "envs" / "default"
         (self.prefix / "bin").mkdir(parents=True)
@@ -63,13 +65,16 @@ class Box:
 
     def run(self, script: Path, *args: str, path: str = GPU_PATH, **env: str) -> subprocess.CompletedProcess:
         self.seen.unlink(missing_ok=True)
-        return subprocess.run(
+        done = subprocess.run(
             [str(script), *args],
             env={"PATH": path, "HOME": str(self.tmp), **env},
             capture_output=True,
             text=True,
             timeout=60,
         )
+        self.raw_stderr = done.stderr
+        # a run's lines begin with the UTC time (test_every_line_of_a_run_is_stamped), left out here
+        return subprocess.CompletedProcess(done.args, done.returncode, unstamped(done.stdout), unstamped(done.stderr))
 
     def server_env(self) -> dict[str, str]:
         return json.loads(self.seen.read_text())
@@ -148,6 +153,7 @@ def test_weights_that_cannot_fit_the_gpus_stop_before_loading(box: Box) -> None:
         "mem_fraction_static"
     ]
     assert not box.seen.exists(), "SGLang never started"
+    assert all(STAMP.match(line) for line in box.raw_stderr.splitlines()), "each line of a run begins with the time"
 
 
 def test_memory_preflight_sums_the_weight_files_without_an_index(box: Box) -> None:

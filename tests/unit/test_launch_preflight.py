@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from support import SYSTEM_PATH, procs, wait_for
+from support import SYSTEM_PATH, procs, unstamped, wait_for
 from support.cli import run_cli
 from support.procs import cmdline, group_members, kill_all
 
@@ -49,9 +49,11 @@ def box(tmp_path: Path):
     def run(
         script: Path, env: dict[str, str] | None = None, path: str = SYSTEM_PATH, timeout: float = 60
     ) -> subprocess.CompletedProcess:
-        return procs.run(
+        done = procs.run(
             [script], env={"PATH": path, "HOME": str(tmp_path), **(env or {})}, timeout=timeout, what=script.name
         )
+        # a run's lines begin with the UTC time (tests/unit/test_launch_env.py checks it), left out here
+        return subprocess.CompletedProcess(done.args, done.returncode, unstamped(done.stdout), unstamped(done.stderr))
 
     yield types.SimpleNamespace(compile=compile_, run=run, tmp=tmp_path, model=model, project=project, run_dir=short)
     shutil.rmtree(short, ignore_errors=True)

@@ -25,8 +25,8 @@ settle_seconds=65
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
 # whether `start` with no names starts it (autostart), its revision (what `reload` compares).
 units=(
-  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes 4922dc7c979588d2
-  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes dbbc9a1e97e9c9ac
+  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes e961ff9425d7e020
+  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes a39838942a91c4f9
 )
 
 lib=/soft/app/sglang/lib

@@ -25,7 +25,7 @@ settle_seconds=65
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
 # whether `start` with no names starts it (autostart), its revision (what `reload` compares).
 units=(
-  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes 526dae30d8ee547a
+  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes b25f2f0e82e729e1
 )
 
 lib=/soft/app/sglang/lib

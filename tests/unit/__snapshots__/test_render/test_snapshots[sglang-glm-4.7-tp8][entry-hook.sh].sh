@@ -21,8 +21,9 @@ case "${AUTO_INFER_SGLANG_BUNDLE_ON_BOOT-}/${AUTO_INFER_SGLANG_ON_BOOT-}" in
       runner=/soft/app/sglang/check-and-run-sglang.sh
       config=model-configs/sglang-glm-4.7-tp8.toml
       master_enable=true
-      hook() { printf 'sglang-entry-hook: %s\n' "$*"; }
-      fail() { printf 'sglang-entry-hook: ERROR: %s\n' "$*" >&2; }
+      # each line begins with the UTC time, like every line of the launch scripts and the installer
+      hook() { printf '%s sglang-entry-hook: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+      fail() { printf '%s sglang-entry-hook: ERROR: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
       on() {
         case ${1-} in
           1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss] | [Oo][Nn]) return 0 ;;
@@ -82,7 +83,8 @@ case "${AUTO_INFER_SGLANG_BUNDLE_ON_BOOT-}/${AUTO_INFER_SGLANG_ON_BOOT-}" in
     ) || :
     ;;
   *)
-    printf 'sglang-entry-hook: %s\n' "skipped install (AUTO_INFER_SGLANG_BUNDLE_ON_BOOT is off)" \
+    printf '%s sglang-entry-hook: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+      "skipped install (AUTO_INFER_SGLANG_BUNDLE_ON_BOOT is off)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
       "skipped start (AUTO_INFER_SGLANG_ON_BOOT is off)" || :
     ;;
 esac

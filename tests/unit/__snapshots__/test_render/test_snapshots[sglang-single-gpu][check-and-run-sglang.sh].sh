@@ -25,7 +25,7 @@ settle_seconds=65
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
 # whether `start` with no names starts it (autostart), its revision (what `reload` compares).
 units=(
-  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes d13be1983b0b300f
+  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes 48b292d41a314268
 )
 
 lib=/soft/app/sglang/lib
