@@ -212,3 +212,60 @@ def test_readme_manual_workflow(container) -> None:
     assert not no_thinking["choices"][0]["message"].get("reasoning_content")
     shell(stop)
     _gone(root, runtime)
+
+
+def _pid(app: Path, env: dict[str, str], program: str) -> int:
+    prefix = Path(env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]) / ".pixi/envs/default"
+    done = run([str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "pid", f"sglang:{program}"])
+    return int(done.stdout)
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+def test_reload_of_a_recompiled_dir_then_a_second_boot_reuses_the_caches(container, tmp_path) -> None:
+    """Recompile the running container's DIR with one instance changed, one added and one removed → reload →
+    only those three are touched; then a container restart finds the first boot's kernel caches again."""
+    app, env, ports, root, runtime = container
+    config = tmp_path / EXAMPLE.name
+    extra = free_ports(2)
+    model = f"{root}/llm-models/GLM-4.7-Flash"
+    small = 'model_path = "{model}"\nport = {port}\ngpu_ids = [{gpu}]\napi_key_env = "SGLANG_API_KEY"\n'
+    text = config.read_text().replace("gpu_count = 8", "gpu_count = 10")
+    config.write_text(text + "\n[instances.old]\n" + small.format(model=model, port=extra[0], gpu=8))
+    run(["sglangc", "compile", str(config), "-o", str(app)])
+    _boot(app, env)
+    run(["bash", str(app / "check-and-run-sglang.sh"), "wait", "--timeout", "90"], env=env, timeout=150)
+    before = {p: _pid(app, env, f"sglang-{p}") for p in ("flash-a", "flash-b", "old")}
+
+    changed = text.replace("mem_fraction_static = 0.8\n", "mem_fraction_static = 0.75\n", 2)
+    changed = changed.replace("mem_fraction_static = 0.75\n", "mem_fraction_static = 0.8\n", 1)  # flash-a as it was
+    config.write_text(changed + "\n[instances.new]\n" + small.format(model=model, port=extra[1], gpu=9))
+    said = run(["sglangc", "compile", str(config), "-o", str(app)]).stdout
+    assert "reload would start new (new), restart flash-b (changed), stop old (removed), leave flash-a" in said
+    run(["bash", str(app / "check-and-run-sglang.sh"), "reload"], env=env, timeout=120)
+    run(["bash", str(app / "check-and-run-sglang.sh"), "wait", "--timeout", "90"], env=env, timeout=150)
+    assert _pid(app, env, "sglang-flash-a") == before["flash-a"], "the unchanged instance was restarted"
+    assert _pid(app, env, "sglang-flash-b") != before["flash-b"]
+    assert not Path(f"/proc/{before['old']}").exists(), "the removed instance still runs"
+    assert http(extra[1], "/v1/models", key=KEY).status == 200, "the added instance does not serve"
+    assert http(extra[0], "/v1/models", key=KEY, timeout=2).status is None, "the removed one still answers"
+
+    # Kernels SGLang compiled at the first boot, in its cache directory on the workspace volume.
+    cache = Path(_environ(_pid(app, env, "sglang-flash-a"))["SGLANG_CACHE_DIR"])
+    assert cache.is_relative_to(root / "hard/volume/workspace") and cache.is_dir()
+    (cache / "jit").mkdir(exist_ok=True)
+    (cache / "jit" / "kernel.so").write_bytes(b"compiled at the first boot")
+
+    # A container restart: processes and the runtime directory are gone, the volumes stay.
+    run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, timeout=120)
+    _gone(root, runtime)
+    shutil.rmtree(runtime / "run")
+    second = _boot(app, env, timeout=120)
+    assert "already installed" in second.stdout + second.stderr
+    run(["bash", str(app / "check-and-run-sglang.sh"), "wait", "--timeout", "90"], env=env, timeout=150)
+    seen = _environ(_pid(app, env, "sglang-flash-a"))
+    assert Path(seen["SGLANG_CACHE_DIR"]) == cache and seen["SGLANG_JIT_CACHE_DIR"] == str(cache / "jit")
+    assert (cache / "jit" / "kernel.so").read_bytes() == b"compiled at the first boot"
