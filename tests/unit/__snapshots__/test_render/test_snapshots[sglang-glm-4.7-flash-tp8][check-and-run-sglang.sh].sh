@@ -28,6 +28,10 @@ units=(
   flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes
   flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes
 )
+# Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
+# node 0's HOST:PORT (readiness is node 0's API, probed on that host).
+probe_envs=(
+)
 
 lib=/soft/app/sglang/lib
 # shellcheck source=lib/prelude.sh

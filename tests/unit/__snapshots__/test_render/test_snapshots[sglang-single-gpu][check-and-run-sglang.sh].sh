@@ -27,6 +27,10 @@ settle_seconds=65
 units=(
   qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes
 )
+# Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
+# node 0's HOST:PORT (readiness is node 0's API, probed on that host).
+probe_envs=(
+)
 
 lib=/soft/app/sglang/lib
 # shellcheck source=lib/prelude.sh
