@@ -40,6 +40,7 @@ def summary(plan: Plan) -> str:
     )
     rows = [
         f"  {u.name}: gpus {gpu_list(u.gpu_ids)}, {_address(u)}, wave {u.wave}"
+        + (f", node {plan.node_rank} of {u.nnodes}" if u.nnodes > 1 else "")
         if u.enabled
         else f"  {u.name}: disabled"
         for u in plan.units
