@@ -73,7 +73,9 @@ def render_k8s(plan: Plan) -> tuple[tuple[Artifact, ...], list[Finding]]:
     )
     for u in plan.start_order:
         docs = [leaderworkerset(plan, u), leader_service(plan, u)]
-        text = header + yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+        text = header + yaml.dump_all(
+            docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+        )
         artifacts.append(Artifact(f"{OUT}/{k8s_name(u.name)}.yaml", text))
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts)), findings

@@ -138,7 +138,14 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
     return {
         "config": dep.config,
         "regenerate": shjoin(
-            ["sglangc", "compile", dep.config, *(["--node-rank", str(plan.node_rank)] if plan.node_rank else []), "-o", out_dir]
+            [
+                "sglangc",
+                "compile",
+                dep.config,
+                *(["--node-rank", str(plan.node_rank)] if plan.node_rank else []),
+                "-o",
+                out_dir,
+            ]
         ),
         "sglangc_version": __version__,
         "lib": path(LIB),

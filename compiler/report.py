@@ -99,7 +99,9 @@ def _nodes_text(plan: Plan, u: LaunchUnit) -> list[str]:
     if nnodes == 1:
         where = [] if u.enabled or plan.node_rank == 0 else ["  runs on node 0 only (not part of this node)"]
         return [*where, f"  python -m sglang.launch_server {shlex.join(u.argv)}"]
-    lines = [f"  nodes: {nnodes}, each on its own GPUs {gpu_list(u.gpu_ids)}; this plan is node {plan.node_rank}'s part"]
+    lines = [
+        f"  nodes: {nnodes}, each on its own GPUs {gpu_list(u.gpu_ids)}; this plan is node {plan.node_rank}'s part"
+    ]
     if u.dist_init_env:
         lines.append(f"  --dist-init-addr: read from ${u.dist_init_env} at launch")
     lines.append("  readiness: node 0's /health (ranks > 0 serve no API)")

@@ -350,7 +350,6 @@ def _check_multinode(dep: Deployment, node_rank: int) -> list[Finding]:
     """nnodes with its rendezvous address; the node rank asked for within the ranks of some instance."""
     findings = []
     for i in dep.instances:
-        where = key_path("instances", i.name)
         given = [f for f in ("dist_init_addr", "dist_init_addr_env") if getattr(i, f)]
         if i.nnodes == 1:
             findings += [
@@ -362,25 +361,33 @@ def _check_multinode(dep: Deployment, node_rank: int) -> list[Finding]:
                 Finding(
                     dep.config,
                     key_path("instances", i.name, "nnodes"),
-                    f"nnodes = {i.nnodes} needs node 0's rendezvous address: set dist_init_addr = \"HOST:PORT\" "
+                    f'nnodes = {i.nnodes} needs node 0\'s rendezvous address: set dist_init_addr = "HOST:PORT" '
                     "or dist_init_addr_env (the variable holding it at launch)",
                 )
             )
         elif len(given) == 2:
             findings.append(
-                Finding(dep.config, f"{where}.dist_init_addr_env", "give dist_init_addr or dist_init_addr_env, not both")
+                Finding(
+                    dep.config,
+                    key_path("instances", i.name, "dist_init_addr_env"),
+                    "give dist_init_addr or dist_init_addr_env, not both",
+                )
             )
         if i.dist_init_addr and not 1 <= split_addr(i.dist_init_addr)[1] <= 65535:
             findings.append(
-                Finding(dep.config, f"{where}.dist_init_addr", f"{show(i.dist_init_addr)}: the port must be 1 to 65535")
+                Finding(
+                    dep.config,
+                    key_path("instances", i.name, "dist_init_addr"),
+                    f"{show(i.dist_init_addr)}: the port must be 1 to 65535",
+                )
             )
         if i.enable and i.host.startswith(LOOPBACK):
             findings.append(
                 Finding(
                     dep.config,
-                    f"{where}.host",
+                    key_path("instances", i.name, "host"),
                     f"{show(i.host)} on a multi-node instance: ranks > 0 probe node 0's API (on the dist-init host) "
-                    "for readiness and cannot reach a loopback bind; use the node's address or \"0.0.0.0\"",
+                    'for readiness and cannot reach a loopback bind; use the node\'s address or "0.0.0.0"',
                     "warning",
                 )
             )
@@ -416,7 +423,7 @@ def _check_node0_ports(dep: Deployment, ports: dict[str, int], node0: dict[str, 
     """Node 0's rendezvous ports against every HTTP port there (on any host: the rendezvous binds them all) and
     against the rendezvous ports of the instances before it by name."""
     findings = []
-    http = {}
+    http: dict[int, str] = {}
     for name, port in sorted(ports.items()):
         if dep.instance(name).enable:
             http.setdefault(port, name)
@@ -429,12 +436,16 @@ def _check_node0_ports(dep: Deployment, ports: dict[str, int], node0: dict[str, 
             if p > 65535:
                 clash.append("beyond 65535")
             if p in http:
-                clash.append("also this instance's HTTP port" if http[p] == name else f"also {show(http[p])}'s HTTP port")
+                clash.append(
+                    "also this instance's HTTP port" if http[p] == name else f"also {show(http[p])}'s HTTP port"
+                )
             if p in earlier:
                 clash.append(f"also used by the rendezvous of {show(earlier[p])}")
             for problem in clash:
                 findings.append(
-                    Finding(dep.config, key_path("instances", name, "dist_init_addr"), f"{label} on node 0 is {problem}")
+                    Finding(
+                        dep.config, key_path("instances", name, "dist_init_addr"), f"{label} on node 0 is {problem}"
+                    )
                 )
         for p in taken:
             earlier.setdefault(p, name)
