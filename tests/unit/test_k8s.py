@@ -338,3 +338,15 @@ def test_output_is_byte_identical(tmp_path: Path) -> None:
         assert run_cli("compile", str(config), "--target", "k8s-lws", "-o", str(out)).exit_code == 0
     assert (a / "k8s" / "big.yaml").read_bytes() == (b / "k8s" / "big.yaml").read_bytes()
     assert (a / "manifest.json").read_text().count('"path"') == 2  # two YAML files and nothing else
+
+
+def test_snapshot_of_the_two_node_example(snapshot, monkeypatch) -> None:
+    """What --target k8s-lws writes for the shipped two-node example, as a real file to review."""
+    from unit.test_render import checked_plan, snapshot_extension
+
+    config = ROOT / "model-configs" / "sglang-two-node-deepseek-v3.toml"
+    artifacts, findings = k8s.render_k8s(checked_plan(config, monkeypatch))
+    assert findings == []
+    for artifact in artifacts:
+        name = artifact.relpath.replace("/", "__")
+        assert artifact.text == snapshot(name=name, extension_class=snapshot_extension(artifact.relpath))
