@@ -127,7 +127,7 @@ def compile_config(
     if emit == "k8s-lws":
         from sglangc.k8s import render_k8s
 
-        artifacts, findings = render_k8s(checked.plan)
+        artifacts, findings = render_k8s(checked.plan, text)
         if any(f.severity == "error" for f in findings):
             every = tuple(sort_findings([*checked.findings, *findings]))
             return Compiled(dataclasses.replace(checked, plan=None, findings=every), target)

@@ -305,7 +305,7 @@ def test_replicas_come_from_one_place(monkeypatch: pytest.MonkeyPatch) -> None:
     result = check(ROOT / "tests/cases/valid/multi-node-two/config.toml")
     assert result.plan is not None
     monkeypatch.setattr(k8s, "lws_replicas", lambda unit: 3)
-    artifacts, _ = k8s.render_k8s(result.plan)
+    artifacts, _ = k8s.render_k8s(result.plan, "/out")
     lws = next(yaml.safe_load_all(next(a for a in artifacts if a.relpath == "k8s/big.yaml").text))
     assert lws["spec"]["replicas"] == 3
 
@@ -345,7 +345,7 @@ def test_snapshot_of_the_two_node_example(snapshot, monkeypatch) -> None:
     from unit.test_render import checked_plan, snapshot_extension
 
     config = ROOT / "model-configs" / "sglang-two-node-deepseek-v3.toml"
-    artifacts, findings = k8s.render_k8s(checked_plan(config, monkeypatch))
+    artifacts, findings = k8s.render_k8s(checked_plan(config, monkeypatch), "/soft/app/sglang")
     assert findings == []
     for artifact in artifacts:
         name = artifact.relpath.replace("/", "__")
