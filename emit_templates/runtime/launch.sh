@@ -268,9 +268,7 @@ check_runtime_dir() {
   return 18
 }
 
-check_dist_init() {
-  fine="dist-init address: none read at launch"
-  [ -n "$dist_init_env" ] || return 0
+check_dist_init() { # only with dist_init_env
   local addr=${!dist_init_env:-}
   fine="dist-init address $addr (from $dist_init_env)"
   [[ $addr == ?*:* && ${addr##*:} =~ ^[0-9]{1,5}$ && ! $addr =~ [[:space:]] ]] && return 0
@@ -292,7 +290,8 @@ check_dependencies() { # --preflight only: whether they answer now (the launch i
   done
 }
 
-CHECKS=(environment model shards port gpus memory secrets runtime_dir dist_init)
+CHECKS=(environment model shards port gpus memory secrets runtime_dir)
+[ -z "$dist_init_env" ] || CHECKS+=(dist_init)
 
 preflight() {
   local check code first=0
