@@ -33,6 +33,9 @@ OWNED = {
     "config": "api_key_env",
     "base-gpu-id": "gpu_ids",
     "gpu-id-step": "gpu_ids",
+    "nnodes": "nnodes",
+    "node-rank": "nnodes",  # each node's part: sglangc compile --node-rank K
+    "dist-init-addr": "dist_init_addr",
 }
 SECRET_WORDS = frozenset({"key", "password", "passwd", "secret", "token", "credential", "credentials"})
 _HUMAN_INT = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]i?)?$")

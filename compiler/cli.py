@@ -23,11 +23,23 @@ def cli() -> None:
     """Compile a TOML description of SGLang servers into bash and supervisord artifacts."""
 
 
+NODE_RANK = click.option(
+    "--node-rank",
+    type=click.IntRange(0, 63),
+    default=0,
+    show_default=True,
+    metavar="K",
+    help="For instances with nnodes > 1: the part of node K (0 is the head, which also runs every "
+    "single-node instance). See docs/multi-node.md.",
+)
+
+
 @cli.command()
 @click.argument("configs", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
 @click.option("--strict", is_flag=True, help="Treat warnings as findings (exit 1).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
+@NODE_RANK
+def check(configs: tuple[str, ...], strict: bool, quiet: bool, node_rank: int) -> None:
     """Check CONFIG files: TOML syntax, schema, GPUs, ports, dependencies and SGLang flags.
 
     Findings go to stderr, one per line; exit 0 when every config is valid, 1 otherwise.
@@ -36,7 +48,7 @@ def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
 
     failed = False
     for config in configs:
-        result = run_check(config)
+        result = run_check(config, node_rank)
         _print_findings(result.findings)
         failed |= bool(result.errors) or (strict and bool(result.findings))
         if result.plan is not None and not quiet:
@@ -56,12 +68,13 @@ def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
     show_default=True,
     help="text: a table for people; json: the documented, stable format (docs/plan-json.md).",
 )
-def plan(config: str, fmt: str) -> None:
+@NODE_RANK
+def plan(config: str, fmt: str, node_rank: int) -> None:
     """Show the resolved plan of CONFIG: GPUs, host:port, start wave and the exact SGLang argv of each instance."""
     from sglangc.pipeline import check as run_check
     from sglangc.report import plan_json, plan_text
 
-    result = run_check(config)
+    result = run_check(config, node_rank)
     _print_findings(result.findings)
     if result.plan is None:
         sys.exit(OUTCOME_FINDINGS)
@@ -85,7 +98,16 @@ def plan(config: str, fmt: str) -> None:
 @click.option(
     "--check", "check_only", is_flag=True, help="Write nothing; list what would change, exit 1 if anything would."
 )
-def compile_command(config: str, out_dir: str, check_only: bool) -> None:
+@NODE_RANK
+@click.option(
+    "--target",
+    type=click.Choice(["bash", "k8s-lws"]),
+    default="bash",
+    show_default=True,
+    help="bash: this node's scripts and supervisord.conf; k8s-lws: Kubernetes YAML under DIR/k8s/ "
+    "(one LeaderWorkerSet and Service per instance, every node; --node-rank does not apply).",
+)
+def compile_command(config: str, out_dir: str, check_only: bool, node_rank: int, target: str) -> None:
     """Write the runtime artifacts of CONFIG: launch scripts, runner, supervisord.conf, entry hook, manifest."""
     from sglangc.errors import SglangcError
     from sglangc.pipeline import compile_config
@@ -93,7 +115,7 @@ def compile_command(config: str, out_dir: str, check_only: bool) -> None:
     from sglangc.report import compile_summary, reload_summary
 
     try:
-        result = compile_config(config, out_dir, check_only=check_only)
+        result = compile_config(config, out_dir, check_only=check_only, node_rank=node_rank, emit=target)
     except SglangcError as e:
         _echo(f"sglangc: {e}", err=True)
         sys.exit(e.exit_code)

@@ -37,6 +37,18 @@ class BundleDefaults:
 
 
 @dataclasses.dataclass(frozen=True)
+class K8s:
+    """The [k8s] table: what `compile --target k8s-lws` needs beyond the instances."""
+
+    image: str | None = None  # None: lmsysorg/sglang:v<sglang_version>
+    namespace: str = "default"
+    model_claim: str = "models"
+    cache_claim: str = "sglang-cache"  # "": an emptyDir
+    api_key_secret: str = "sglang-api-key"
+    hf_token_secret: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Instance:
     name: str
     model_path: str
@@ -57,6 +69,9 @@ class Instance:
     env: tuple[tuple[str, str], ...] = ()  # sorted by name, values as strings
     server_args: tuple[tuple[str, t.Any], ...] = ()  # sorted by flag, values as TOML gave them
     server_args_env: tuple[tuple[str, str], ...] = ()  # flag → the variable holding its secret value, sorted
+    nnodes: int = 1  # machines the instance spans (SGLang's --nnodes)
+    dist_init_addr: str | None = None  # node 0's HOST:PORT for the rendezvous, or:
+    dist_init_addr_env: str | None = None  # the variable holding it at launch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +82,7 @@ class Deployment:
     master: Master
     bundle: BundleDefaults  # the installer's defaults ([bundle])
     instances: tuple[Instance, ...]  # sorted by name
+    k8s: K8s = K8s()
 
     def instance(self, name: str) -> Instance:
         return self._by_name[name]
@@ -90,6 +106,7 @@ def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Dep
         master=master,
         bundle=BundleDefaults(**data.get("bundle", {})),
         instances=tuple(build_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
+        k8s=K8s(**data.get("k8s", {})),
     )
 
 

@@ -31,7 +31,8 @@ class Checked:
         return tuple(f for f in self.findings if f.severity == "error")
 
 
-def check(path: str | Path) -> Checked:
+def check(path: str | Path, node_rank: int = 0) -> Checked:
+    """Every check of one config; the plan is node `node_rank`'s part (0 for a config of one machine)."""
     from sglangc.catalog import default_version, load_catalog, shipped_versions
     from sglangc.errors import ConfigError
     from sglangc.model import build
@@ -52,7 +53,7 @@ def check(path: str | Path) -> Checked:
         return Checked(config, None, (Finding(config, key_path("sglang_version"), message),))
     from sglangc.resolve import resolve
 
-    plan, findings = resolve(dep, catalog)
+    plan, findings = resolve(dep, catalog, node_rank)
     errors = any(f.severity == "error" for f in findings)
     return Checked(config, None if errors else plan, tuple(sort_findings(findings)))
 
@@ -94,8 +95,11 @@ class Compiled:
     skipped_checks: tuple[str, ...] = ()  # lint checks that could not run here, one line each
 
 
-def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = False) -> Compiled:
-    """Check, render, lint, then write (or, with `check_only`, only compare) the artifacts of one config."""
+def compile_config(
+    path: str | Path, out_dir: str | Path, *, check_only: bool = False, node_rank: int = 0, emit: str = "bash"
+) -> Compiled:
+    """Check, render, lint, then write (or, with `check_only`, only compare) the artifacts of one config:
+    node `node_rank`'s bash artifacts, or (`emit` "k8s-lws") Kubernetes objects for every node."""
     from sglangc.errors import UsageError, is_forbidden_char, is_utf8
     from sglangc.lint import lint
     from sglangc.render import render
@@ -115,10 +119,22 @@ def compile_config(path: str | Path, out_dir: str | Path, *, check_only: bool = 
         raise UsageError(
             f"{show(str(path))}: the config's file name is not valid UTF-8 (it is written into the scripts)"
         )
-    checked = check(path)
+    if emit == "k8s-lws" and node_rank:
+        raise UsageError("--node-rank applies to --target bash: the k8s-lws output holds every node")
+    checked = check(path, node_rank)
     if checked.plan is None:
         return Compiled(checked, target)
-    artifacts = render(checked.plan, text)
-    skipped = lint(artifacts, checked.plan, text)
+    if emit == "k8s-lws":
+        from sglangc.k8s import render_k8s
+
+        artifacts, findings = render_k8s(checked.plan, text)
+        if any(f.severity == "error" for f in findings):
+            every = tuple(sort_findings([*checked.findings, *findings]))
+            return Compiled(dataclasses.replace(checked, plan=None, findings=every), target)
+        checked = dataclasses.replace(checked, findings=tuple(sort_findings([*checked.findings, *findings])))
+        skipped: list[str] = []
+    else:
+        artifacts = render(checked.plan, text)
+        skipped = lint(artifacts, checked.plan, text)
     changes = plan_changes(artifacts, target) if check_only else write(artifacts, target)
     return Compiled(checked, target, artifacts, changes, tuple(skipped))

@@ -158,7 +158,16 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
     by_name = {u.name: u for u in plan.units}
     return {
         "config": dep.config,
-        "regenerate": shjoin(["sglangc", "compile", dep.config, "-o", out_dir]),
+        "regenerate": shjoin(
+            [
+                "sglangc",
+                "compile",
+                dep.config,
+                *(["--node-rank", str(plan.node_rank)] if plan.node_rank else []),
+                "-o",
+                out_dir,
+            ]
+        ),
         "sglangc_version": __version__,
         "lib": path(LIB),
         "runtime_dir": master.runtime_dir,
@@ -186,6 +195,7 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
                 "memory_percent": u.memory_percent,
                 "launch": path(f"launch-{u.name}.sh"),
                 "waits": [(n, by_name[n].probe_host, by_name[n].port) for n in u.wait_for],
+                "probe_envs": [(u.name, u.probe_env)] if u.probe_env else [],
             }
             for u in plan.start_order
         ],
@@ -198,7 +208,9 @@ def manifest_revisions(artifacts: t.Iterable[Artifact]) -> dict[str, str]:
     return {i["name"]: i["revision"] for i in json.loads(manifest.text)["instances"] if i.get("revision")}
 
 
-def _manifest(plan: Plan, artifacts: list[Artifact], revisions: dict[str, str]) -> Artifact:
+def _manifest(plan: Plan, artifacts: list[Artifact], revisions: dict[str, str] | None = None) -> Artifact:
+    """manifest.json: the artifacts' checksums, and per instance where it runs (its revision: bash output only)."""
+    revisions = revisions or {}
     dep = plan.deployment
     doc = {
         "format": 1,

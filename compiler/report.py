@@ -40,6 +40,7 @@ def summary(plan: Plan) -> str:
     )
     rows = [
         f"  {u.name}: gpus {gpu_list(u.gpu_ids)}, {_address(u)}, wave {u.wave}"
+        + (f", node {plan.node_rank} of {u.nnodes}" if u.nnodes > 1 else "")
         if u.enabled
         else f"  {u.name}: disabled"
         for u in plan.units
@@ -88,8 +89,24 @@ def plan_text(plan: Plan) -> str:
                 if key != "api-key"
                 else f"  api key: read from ${variable} at launch"
             )
-        lines.append(f"  python -m sglang.launch_server {shlex.join(u.argv)}")
+        lines += _nodes_text(plan, u)
     return "\n".join(lines)
+
+
+def _nodes_text(plan: Plan, u: LaunchUnit) -> list[str]:
+    """The command of each node an instance runs on; for a multi-node instance, every node's part."""
+    nnodes = plan.deployment.instance(u.name).nnodes
+    if nnodes == 1:
+        where = [] if u.enabled or plan.node_rank == 0 else ["  runs on node 0 only (not part of this node)"]
+        return [*where, f"  python -m sglang.launch_server {shlex.join(u.argv)}"]
+    lines = [
+        f"  nodes: {nnodes}, each on its own GPUs {gpu_list(u.gpu_ids)}; this plan is node {plan.node_rank}'s part"
+    ]
+    if u.dist_init_env:
+        lines.append(f"  --dist-init-addr: read from ${u.dist_init_env} at launch")
+    lines.append("  readiness: node 0's /health (ranks > 0 serve no API)")
+    lines += [f"  node {k}: python -m sglang.launch_server {shlex.join(u.argv_on(k))}" for k in range(nnodes)]
+    return lines
 
 
 def plan_json(plan: Plan) -> str:
@@ -102,6 +119,7 @@ def plan_json(plan: Plan) -> str:
         "master": {"enable": dep.master.enable, "gpu_count": dep.master.gpu_count},
         "start_order": [u.name for u in plan.start_order],
         "settle_seconds": plan.settle_seconds,
+        "node_rank": plan.node_rank,
         "instances": [
             {
                 "name": u.name,
@@ -130,6 +148,9 @@ def plan_json(plan: Plan) -> str:
                 "log_file": u.log_file,
                 "pid_file": u.pid_file,
                 "secret_file": u.secret_file,
+                "nnodes": u.nnodes,
+                "dist_init_addr_env": u.dist_init_env,
+                "nodes": [{"node_rank": k, "argv": list(u.argv_on(k))} for k in range(u.nnodes)],
             }
             for u in plan.units
         ],

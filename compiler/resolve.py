@@ -62,10 +62,21 @@ class LaunchUnit:
     log_file: str
     pid_file: str
     secret_file: str | None  # the YAML the secrets reach SGLang through; None without secrets
+    nnodes: int = 1  # machines the instance spans
+    node_rank: int = 0  # which of them this plan is for
+    dist_init_env: str | None = None  # the variable holding --dist-init-addr at launch (dist_init_addr_env)
+    probe_env: str | None = None  # ranks > 0 with dist_init_addr_env: node 0's host is read from it at run time
 
     @property
     def memory_percent(self) -> int:
         return round(self.memory_fraction * 100)
+
+    def argv_on(self, rank: int) -> tuple[str, ...]:
+        """The argv of node `rank` of a multi-node instance: the same words but the value of --node-rank."""
+        if self.nnodes == 1:
+            return self.argv
+        at = self.argv.index("--node-rank") + 1
+        return (*self.argv[:at], str(rank), *self.argv[at + 1 :])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +84,7 @@ class Plan:
     deployment: Deployment
     units: tuple[LaunchUnit, ...]  # every instance, by name
     settle_seconds: int  # how long supervisord may take to call a start RUNNING or FATAL
+    node_rank: int = 0  # the node this plan is for (instances with nnodes > 1 have a part on each)
 
     @property
     def enabled(self) -> tuple[LaunchUnit, ...]:
@@ -99,7 +111,8 @@ class Plan:
         return dataclasses.replace(self, deployment=dataclasses.replace(self.deployment, master=master), units=units)
 
 
-def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
+def resolve(dep: Deployment, catalog: Catalog, node_rank: int = 0) -> tuple[Plan, list[Finding]]:
+    """The plan of node `node_rank` (0: the head, which also runs every single-node instance)."""
     findings: list[Finding] = []
     flags = {}
     for inst in dep.instances:
@@ -108,8 +121,11 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
         if sum(f.severity == "error" for f in findings) > MAX_FINDINGS:
             return Plan(dep, (), 0), findings  # checked no further (sort_findings says so)
 
+    findings += _check_multinode(dep, node_rank)
+    node0 = _node0_ports(dep, flags)
     gpus = _allocate_gpus(dep, flags, findings)
-    ports = _allocate_ports(dep, findings)
+    ports = _allocate_ports(dep, findings, reserved=[p for taken in node0.values() for p in taken])
+    findings += _check_node0_ports(dep, ports, node0)
     shares: set[tuple[str, ...]] = set()
     if sum(i.enable for i in dep.instances) > 1:
         graph = _resource_graph(dep, gpus, ports)
@@ -121,12 +137,15 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
     else:
         waves, wait_for = {i.name: 1 for i in dep.instances if i.enable}, {}
 
+    here = {i.name: i.enable and i.nnodes > node_rank for i in dep.instances}  # what runs on this node
+    if node_rank > 0:  # a rank > 0 joins the rendezvous at once: node 0 waits for the dependencies
+        wait_for = {}
     units = tuple(
         LaunchUnit(
             name=i.name,
-            enabled=i.enable,
+            enabled=here[i.name],
             autostart=i.autostart,
-            boot=i.enable and i.autostart and dep.master.enable,
+            boot=here[i.name] and i.autostart and dep.master.enable,
             model_path=i.model_path,
             served_model_name=i.served_model_name or i.model_path,
             host=i.host,
@@ -135,25 +154,29 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
             wave=waves.get(i.name),
             depends_on=i.depends_on,
             wait_for=wait_for.get(i.name, ()),
-            argv=_argv(dep, i, ports.get(i.name), flags[i.name]),
+            argv=_argv(dep, i, ports.get(i.name), flags[i.name], node_rank),
             env=i.env,
             api_key_env=i.api_key_env,
             secret_envs=_secret_envs(i),
             program=PROGRAM_PREFIX + i.name,
             priority=100 + 10 * (waves.get(i.name) or 0),
-            probe_host=WILDCARD_PROBE.get(i.host, i.host),
+            probe_host=_probe_host(i, node_rank),
             exports=_exports(i, gpus.get(i.name, ())),
             highest_gpu=max(gpus.get(i.name, ()), default=None),
             weight_split=i.tp_size * flags[i.name].pp_size,
             memory_fraction=i.mem_fraction_static if i.mem_fraction_static is not None else AUTO_MEMORY_FRACTION,
             **_files(dep.master, i.name, bool(_secret_envs(i))),
+            nnodes=i.nnodes,
+            node_rank=node_rank if i.nnodes > 1 else 0,
+            dist_init_env=i.dist_init_addr_env if i.nnodes > 1 else None,
+            probe_env=i.dist_init_addr_env if i.nnodes > 1 and node_rank > 0 else None,
         )
         for i in dep.instances
     )
     master = dep.master
     settle = (master.start_seconds + master.start_retries + 2) * (master.start_retries + 1) + 5
     findings += _check_runnable(dep, units)
-    return Plan(deployment=dep, units=units, settle_seconds=settle), findings
+    return Plan(deployment=dep, units=units, settle_seconds=settle, node_rank=node_rank), findings
 
 
 # Linux refuses to exec a command with one argument or environment entry of 128 KiB or more (E2BIG).
@@ -277,7 +300,7 @@ def check_instance(inst: Instance, catalog: Catalog, config: str) -> tuple[FlagC
     return flags, findings
 
 
-def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck) -> tuple[str, ...]:
+def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck, node_rank: int) -> tuple[str, ...]:
     argv = ["--model-path", i.model_path]
     if i.served_model_name:
         argv += ["--served-model-name", i.served_model_name]
@@ -296,7 +319,137 @@ def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck) -> t
     secret = _files(dep.master, i.name, bool(_secret_envs(i)))["secret_file"]
     if secret:
         argv += ["--config", secret]
+    if i.nnodes > 1:  # with dist_init_addr_env the launch script adds --dist-init-addr from the variable
+        argv += ["--nnodes", str(i.nnodes), "--node-rank", str(node_rank)]
+        if i.dist_init_addr:
+            argv += ["--dist-init-addr", i.dist_init_addr]
     return (*argv, *flags.argv)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Multi-node instances (nnodes > 1): node 0 runs the HTTP API and the rendezvous; the others join it.
+LOOPBACK = ("127.", "localhost", "::1")
+LARGEST_NODE = 8  # GPUs of a common machine: an instance needing more is told of nnodes
+
+
+def _probe_host(i: Instance, node_rank: int) -> str:
+    """Where readiness is probed: the instance's own server, except on a rank > 0 of a multi-node instance,
+    whose readiness is node 0's API, on the dist-init host ('' when that is read from a variable at run time)."""
+    if i.nnodes > 1 and node_rank > 0:
+        return split_addr(i.dist_init_addr)[0] if i.dist_init_addr else ""
+    return WILDCARD_PROBE.get(i.host, i.host)
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """HOST:PORT (an IPv6 host in brackets) → host, port; the schema has checked the shape."""
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _check_multinode(dep: Deployment, node_rank: int) -> list[Finding]:
+    """nnodes with its rendezvous address; the node rank asked for within the ranks of some instance."""
+    findings = []
+    for i in dep.instances:
+        given = [f for f in ("dist_init_addr", "dist_init_addr_env") if getattr(i, f)]
+        if i.nnodes == 1:
+            findings += [
+                Finding(dep.config, key_path("instances", i.name, f), "is only used with nnodes > 1") for f in given
+            ]
+            continue
+        if not given:
+            findings.append(
+                Finding(
+                    dep.config,
+                    key_path("instances", i.name, "nnodes"),
+                    f'nnodes = {i.nnodes} needs node 0\'s rendezvous address: set dist_init_addr = "HOST:PORT" '
+                    "or dist_init_addr_env (the variable holding it at launch)",
+                )
+            )
+        elif len(given) == 2:
+            findings.append(
+                Finding(
+                    dep.config,
+                    key_path("instances", i.name, "dist_init_addr_env"),
+                    "give dist_init_addr or dist_init_addr_env, not both",
+                )
+            )
+        if i.dist_init_addr and not 1 <= split_addr(i.dist_init_addr)[1] <= 65535:
+            findings.append(
+                Finding(
+                    dep.config,
+                    key_path("instances", i.name, "dist_init_addr"),
+                    f"{show(i.dist_init_addr)}: the port must be 1 to 65535",
+                )
+            )
+        if i.enable and i.host.startswith(LOOPBACK):
+            findings.append(
+                Finding(
+                    dep.config,
+                    key_path("instances", i.name, "host"),
+                    f"{show(i.host)} on a multi-node instance: ranks > 0 probe node 0's API (on the dist-init host) "
+                    'for readiness and cannot reach a loopback bind; use the node\'s address or "0.0.0.0"',
+                    "warning",
+                )
+            )
+    spans = max((i.nnodes for i in dep.instances if i.enable), default=1)
+    if node_rank >= spans:
+        findings.append(
+            Finding(
+                dep.config,
+                "",
+                f"--node-rank {node_rank} is outside the nodes of this config: "
+                + (
+                    "no enabled instance has nnodes > 1 (only node 0 exists)"
+                    if spans == 1
+                    else f"the widest instance has nnodes = {spans} (ranks 0 to {spans - 1})"
+                ),
+            )
+        )
+    return findings
+
+
+def _node0_ports(dep: Deployment, flags: dict[str, FlagCheck]) -> dict[str, list[int]]:
+    """The ports the rendezvous of each enabled multi-node instance with a literal address opens on node 0:
+    PORT, and with DP attention also PORT+1 … PORT+6 and PORT+13."""
+    taken = {}
+    for i in dep.instances:
+        if i.enable and i.nnodes > 1 and i.dist_init_addr:
+            port = split_addr(i.dist_init_addr)[1]
+            taken[i.name] = [port, *range(port + 1, port + 7), port + 13] if flags[i.name].dp_attention else [port]
+    return taken
+
+
+def _check_node0_ports(dep: Deployment, ports: dict[str, int], node0: dict[str, list[int]]) -> list[Finding]:
+    """Node 0's rendezvous ports against every HTTP port there (on any host: the rendezvous binds them all) and
+    against the rendezvous ports of the instances before it by name."""
+    findings = []
+    http: dict[int, str] = {}
+    for name, port in sorted(ports.items()):
+        if dep.instance(name).enable:
+            http.setdefault(port, name)
+    earlier: dict[int, str] = {}
+    for name, taken in sorted(node0.items()):
+        base = taken[0]
+        for p in taken:
+            label = f"dist-init port {base}" + (f" + {p - base} = {p} (DP attention)" if p != base else "")
+            clash = []
+            if p > 65535:
+                clash.append("beyond 65535")
+            if p in http:
+                clash.append(
+                    "also this instance's HTTP port" if http[p] == name else f"also {show(http[p])}'s HTTP port"
+                )
+            if p in earlier:
+                clash.append(f"also used by the rendezvous of {show(earlier[p])}")
+            for problem in clash:
+                findings.append(
+                    Finding(
+                        dep.config, key_path("instances", name, "dist_init_addr"), f"{label} on node 0 is {problem}"
+                    )
+                )
+        for p in taken:
+            earlier.setdefault(p, name)
+    return findings
 
 
 def secret_env_name(name: str) -> bool:
@@ -326,14 +479,21 @@ def _check_env(inst: Instance, config: str) -> list[Finding]:
 
 
 def _gpus_needed(inst: Instance, flags: FlagCheck) -> tuple[int, str]:
-    """GPUs an instance needs, and the product that says why (DP attention runs inside the TP group)."""
+    """GPUs an instance needs on each of its nodes, and the product that says why (DP attention runs inside
+    the TP group); 0 when they do not divide over `nnodes`."""
     tp, pp, dp = inst.tp_size, flags.pp_size, inst.dp_size
     if flags.dp_attention:
-        return (
+        total, formula = (
             tp * pp,
             f"tp_size {tp} × pp-size {pp} = {tp * pp} (with DP attention, data-parallel ranks run inside the TP group)",
         )
-    return tp * pp * dp, f"tp_size {tp} × pp-size {pp} × dp_size {dp} = {tp * pp * dp}"
+    else:
+        total, formula = tp * pp * dp, f"tp_size {tp} × pp-size {pp} × dp_size {dp} = {tp * pp * dp}"
+    if inst.nnodes == 1:
+        return total, formula
+    if total % inst.nnodes:
+        return 0, f"{formula} GPU(s), which do not divide over nnodes = {inst.nnodes}"
+    return total // inst.nnodes, f"{formula} over nnodes = {inst.nnodes}: {total // inst.nnodes} per node"
 
 
 def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[Finding]) -> dict[str, tuple[int, ...]]:
@@ -345,7 +505,9 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
         where = key_path("instances", inst.name, "gpu_ids")
         need, formula = _gpus_needed(inst, flags[inst.name])
         ids = inst.gpu_ids if inst.gpu_ids is not None or count is None else "auto"
-        if ids is None:
+        if not need:
+            findings.append(Finding(config, key_path("instances", inst.name, "nnodes"), formula))
+        elif ids is None:
             findings.append(Finding(config, where, 'required: list the GPU ids, or set master.gpu_count to use "auto"'))
         elif isinstance(ids, str):  # "auto"
             if count is None:
@@ -356,7 +518,10 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
                 auto.append((need, inst.name))
         else:
             if len(ids) != need:
-                findings.append(Finding(config, where, f"lists {len(ids)} GPU(s) but needs {formula}"))
+                hint = ""
+                if inst.nnodes == 1 and need > (count or LARGEST_NODE) and need % len(ids) == 0:
+                    hint = f"; across machines, set nnodes = {need // len(ids)} (gpu_ids are then each node's own)"
+                findings.append(Finding(config, where, f"lists {len(ids)} GPU(s) but needs {formula}{hint}"))
             beyond = [g for g in ids if count is not None and g >= count]
             if beyond:
                 label = "GPU {} does" if len(beyond) == 1 else "GPUs {} do"
@@ -392,10 +557,11 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
     return result
 
 
-def _allocate_ports(dep: Deployment, findings: list[Finding]) -> dict[str, int]:
-    """Explicit ports stay; the rest, in name order, get the lowest port ≥ base_port that no instance uses."""
+def _allocate_ports(dep: Deployment, findings: list[Finding], reserved: t.Iterable[int] = ()) -> dict[str, int]:
+    """Explicit ports stay; the rest, in name order, get the lowest port ≥ base_port that no instance uses
+    (nor a rendezvous on node 0: `reserved`)."""
     ports = {i.name: i.port for i in dep.instances if i.port is not None}
-    used = set(ports.values())
+    used = set(ports.values()) | set(reserved)
     candidate = dep.master.base_port
     for inst in dep.instances:
         if inst.port is not None or not inst.enable:

@@ -27,13 +27,16 @@
 #   secret_file                the private YAML file SGLang reads its secrets from (--config); empty without
 #   secrets                    pairs: the YAML key (a flag name: api-key, admin-api-key, …) and the variable
 #                              that holds its value at launch
+#   dist_init_env              the variable holding node 0's HOST:PORT for a multi-node instance, added to
+#                              argv as --dist-init-addr at launch ('' when argv has it, or needs none)
 #   exports                    NAME=VALUE words, exported in order
 #   waits                      name, probe address and port of each instance to wait for, flat
 #   argv                       the arguments after `python -m sglang.launch_server`
 #
 # Exit codes: 2 usage, 10 environment not installed, 11 model missing, 12 weight shards missing,
 # 13 port in use, 14 GPU missing, 15 a secret's variable unset, 16 a secret unusable, 17 dependency not ready,
-# 18 runtime directory unusable, 19 the weights do not fit the GPUs' memory.
+# 18 runtime directory unusable, 19 the weights do not fit the GPUs' memory, 20 the dist-init address
+# variable unset or not HOST:PORT.
 
 umask 077 # what this script and the server create is the deployment's own
 resolve_prefix
@@ -46,7 +49,8 @@ usage() {
     "  --preflight  run every check, one line each; start nothing; exit with the first failing check's code" \
     "exit codes: 2 usage, 10 environment not installed, 11 model missing, 12 weight shards missing," \
     "13 port in use, 14 GPU missing, 15 a secret's variable unset, 16 a secret unusable, 17 dependency not" \
-    "ready, 18 runtime directory unusable, 19 the weights do not fit the GPUs' memory"
+    "ready, 18 runtime directory unusable, 19 the weights do not fit the GPUs' memory, 20 the dist-init" \
+    "address variable unset or not HOST:PORT"
 }
 
 # A word quoted the way Python's shlex.quote does, so that shlex.split reads it back exactly: in `quoted`.
@@ -101,9 +105,15 @@ plan_exports() {
   done
 }
 
+# With dist_init_env: node 0's rendezvous address, read now, at the end of argv.
+add_dist_init() {
+  [ -z "$dist_init_env" ] || argv+=(--dist-init-addr "${!dist_init_env:-\$$dist_init_env}")
+}
+
 dry_run() {
   local kv line w i
   plan_exports
+  add_dist_init
   for kv in "${all_exports[@]}"; do
     quote "${kv#*=}"
     printf '%s=%s\n' "${kv%%=*}" "$quoted"
@@ -119,6 +129,9 @@ dry_run() {
   for ((i = 0; i < ${#waits[@]}; i += 3)); do
     printf '%s: waits first for %s (http://%s:%s/health)\n' "$me" "${waits[i]}" "${waits[i + 1]}" "${waits[i + 2]}" >&2
   done
+  if [ -n "$dist_init_env" ] && [ -z "${!dist_init_env:-}" ]; then
+    printf '%s: reads --dist-init-addr from the variable %s at launch (unset now)\n' "$me" "$dist_init_env" >&2
+  fi
   for ((i = 0; i < ${#secrets[@]}; i += 2)); do
     printf '%s: reads %s from the variable %s at launch\n' "$me" \
       "$([ "${secrets[i]}" = api-key ] && echo "the API key" || echo "--${secrets[i]}")" "${secrets[i + 1]}" >&2
@@ -255,6 +268,14 @@ check_runtime_dir() {
   return 18
 }
 
+check_dist_init() { # only with dist_init_env
+  local addr=${!dist_init_env:-}
+  fine="dist-init address $addr (from $dist_init_env)"
+  [[ $addr == ?*:* && ${addr##*:} =~ ^[0-9]{1,5}$ && ! $addr =~ [[:space:]] ]] && return 0
+  why="environment variable $dist_init_env must hold node 0's HOST:PORT for the rendezvous (--dist-init-addr), not '$addr'"
+  return 20
+}
+
 check_dependencies() { # --preflight only: whether they answer now (the launch itself waits for them)
   local i
   fine="no dependencies"
@@ -270,6 +291,7 @@ check_dependencies() { # --preflight only: whether they answer now (the launch i
 }
 
 CHECKS=(environment model shards port gpus memory secrets runtime_dir)
+[ -z "$dist_init_env" ] || CHECKS+=(dist_init)
 
 preflight() {
   local check code first=0
@@ -425,5 +447,6 @@ fi
 # Run it as `pixi run` would: the environment activated (its bin/ first on PATH, CONDA_PREFIX, and the
 # activation scripts its packages bring, e.g. a CUDA toolkit's CUDA_HOME).
 activate_env "$PREFIX"
+add_dist_init
 say "starting SGLang on $host:$port with GPUs ${CUDA_VISIBLE_DEVICES-}"
 exec "$PREFIX/bin/python" -m sglang.launch_server "${argv[@]}"

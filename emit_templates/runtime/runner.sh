@@ -34,6 +34,19 @@ for ((i = 0; i < ${#units[@]}; i += fields)); do
 done
 count=${#names[@]}
 
+# probe_envs: name and variable pairs, for ranks > 0 of multi-node instances whose node 0 is named at launch:
+# their readiness is node 0's API, on the host that variable's HOST:PORT names.
+for ((i = 0; i < ${#probe_envs[@]}; i += 2)); do
+  for j in "${!names[@]}"; do
+    if [ "${names[j]}" = "${probe_envs[i]}" ]; then
+      head=${!probe_envs[i + 1]:-}
+      head=${head%:*}
+      head=${head#[}
+      hosts[j]=${head%]}
+    fi
+  done
+done
+
 usage() {
   printf '%s\n' \
     "usage: $me COMMAND [ARGS]" \

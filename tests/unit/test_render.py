@@ -291,5 +291,13 @@ def test_dry_run_format(config, tmp_path, monkeypatch):
             if value != "<redacted>":  # plan hides literal values of secret-looking names; the script has them
                 assert dict(exports)[name] == value, name
         assert next(k for k, _ in exports) == "CUDA_VISIBLE_DEVICES"
-        assert command == [f"{missing}/.pixi/envs/env/bin/python", "-m", "sglang.launch_server", *instance["argv"]]
+        # the rendezvous address read at launch (dist_init_addr_env): its variable's name while it is unset
+        late = ["--dist-init-addr", f"${instance['dist_init_addr_env']}"] if instance["dist_init_addr_env"] else []
+        assert command == [
+            f"{missing}/.pixi/envs/env/bin/python",
+            "-m",
+            "sglang.launch_server",
+            *instance["argv"],
+            *late,
+        ]
     assert not missing.exists()

@@ -25,8 +25,12 @@ settle_seconds=65
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
 # whether `start` with no names starts it (autostart), its revision (what `reload` compares).
 units=(
-  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes e961ff9425d7e020
-  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes a39838942a91c4f9
+  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes ac639078d17aad1f
+  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes 7f9ee3b262e40ff7
+)
+# Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
+# node 0's HOST:PORT (readiness is node 0's API, probed on that host).
+probe_envs=(
 )
 
 lib=/soft/app/sglang/lib

@@ -27,6 +27,8 @@ pid_file=/run/sglangc/pids/flash-b.pid
 settle_seconds=65
 cache_dir='' # empty: <project dir>/.cache/sglang
 secret_file=/run/sglangc/secrets/flash-b.yaml
+# the variable holding node 0's HOST:PORT (--dist-init-addr) at launch; '' when argv has it or needs none
+dist_init_env=''
 # the --config YAML key and the variable holding its value, for each secret
 secrets=(
   api-key SGLANG_API_KEY

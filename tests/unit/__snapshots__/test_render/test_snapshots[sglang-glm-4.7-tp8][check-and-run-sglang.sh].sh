@@ -25,7 +25,11 @@ settle_seconds=65
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
 # whether `start` with no names starts it (autostart), its revision (what `reload` compares).
 units=(
-  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes b25f2f0e82e729e1
+  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes 29c45ea6ca63d1bb
+)
+# Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
+# node 0's HOST:PORT (readiness is node 0's API, probed on that host).
+probe_envs=(
 )
 
 lib=/soft/app/sglang/lib

@@ -25,7 +25,11 @@ settle_seconds=65
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
 # whether `start` with no names starts it (autostart), its revision (what `reload` compares).
 units=(
-  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes 48b292d41a314268
+  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes 665b8dd05334ac66
+)
+# Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
+# node 0's HOST:PORT (readiness is node 0's API, probed on that host).
+probe_envs=(
 )
 
 lib=/soft/app/sglang/lib
