@@ -228,7 +228,7 @@ def _environ(pid: int) -> dict[str, str]:
 def test_reload_of_a_recompiled_dir_then_a_second_boot_reuses_the_caches(container, tmp_path) -> None:
     """Recompile the running container's DIR with one instance changed, one added and one removed → reload →
     only those three are touched; then a container restart finds the first boot's kernel caches again."""
-    app, env, ports, root, runtime = container
+    app, env, _ports, root, runtime = container
     config = tmp_path / EXAMPLE.name
     extra = free_ports(2)
     model = f"{root}/llm-models/GLM-4.7-Flash"
