@@ -21,6 +21,7 @@ PIXI_TEMPLATE = "pixi/pixi.toml"
 LIB = "lib"
 # The runtime's static bash, copied verbatim into DIR/lib: what the generated scripts source.
 RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh")
+GATEWAY_RUNTIME = ("gateway.sh", "gateway.py")  # with [gateway] only
 
 
 def pixi_template() -> str:
@@ -59,6 +60,11 @@ def render(plan: Plan, out_dir: str) -> tuple[Artifact, ...]:
         Artifact(f"launch-{u['name']}.sh", env.get_template("launch.sh.j2").render(context, unit=u), True)
         for u in context["units"]
     ]
+    if plan.gateway:
+        artifacts.append(Artifact("launch-gateway.sh", env.get_template("launch-gateway.sh.j2").render(context), True))
+        artifacts += [
+            Artifact(f"{LIB}/{name}", _package_text(f"runtime/{name}"), generated=False) for name in GATEWAY_RUNTIME
+        ]
     artifacts += [
         Artifact("check-and-run-sglang.sh", env.get_template("check-and-run-sglang.sh.j2").render(context), True),
         Artifact("entry-hook.sh", env.get_template("entry-hook.sh.j2").render(context), True),
@@ -168,6 +174,13 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
             }
             for u in plan.start_order
         ],
+        "gateway": plan.gateway
+        and {
+            **dataclasses.asdict(plan.gateway),
+            "name": plan.gateway.name,
+            "launch": path("launch-gateway.sh"),
+            "secret_envs": [e for e in (plan.gateway.api_key_env, plan.gateway.control_plane_api_key_env) if e],
+        },
     }
 
 

@@ -23,10 +23,11 @@ stop_timeout=120
 settle_seconds=65
 # The enabled instances in start order: name, supervisord program, launch script, probe address, port,
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
-# whether `start` with no names starts it (autostart).
+# whether `start` with no names starts it (autostart), the path its readiness probe asks for. The gateway
+# (SGLang's model gateway, smg), when there is one, is the last row.
 units=(
-  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes
-  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes
+  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes /health
+  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes /health
 )
 
 lib=/soft/app/sglang/lib

@@ -23,9 +23,10 @@ stop_timeout=120
 settle_seconds=65
 # The enabled instances in start order: name, supervisord program, launch script, probe address, port,
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
-# whether `start` with no names starts it (autostart).
+# whether `start` with no names starts it (autostart), the path its readiness probe asks for. The gateway
+# (SGLang's model gateway, smg), when there is one, is the last row.
 units=(
-  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes
+  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes /health
 )
 
 lib=/soft/app/sglang/lib
