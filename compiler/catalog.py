@@ -112,6 +112,17 @@ def template_versions() -> dict[str, str]:
     return versions
 
 
+def template_has(environment: str, package: str) -> bool | None:
+    """Whether the shipped Pixi template's environment installs a PyPI package; None for an environment the
+    template does not have (a bundle made otherwise)."""
+    from sglangc.pixitemplate import Template
+
+    template = Template.load(None)
+    if environment not in template.environments():
+        return None
+    return package in template.environment(environment).pypi
+
+
 def default_version(environment: str) -> str:
     """`sglang_version` when a config sets none: what the template pins for its environment, else for `default`."""
     versions = template_versions()

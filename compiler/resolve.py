@@ -16,6 +16,7 @@ from sglangc.catalog import (
     check_server_args,
     check_server_args_env,
     load_smg_catalog,
+    template_has,
 )
 from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
 from sglangc.model import Deployment, Gateway, Instance, Master
@@ -420,6 +421,18 @@ def _check_gateway(
                 config,
                 key_path("gateway", "policy"),
                 f"{show(gw.policy)} is not a policy of smg: {hint}choose from: {', '.join(map(str, policy.choices))}",
+            )
+        )
+    if template_has(dep.master.pixi_environment, "smg") is False:
+        findings.append(
+            Finding(
+                config,
+                key_path("gateway", "enable"),
+                (
+                    f"the Pixi template's environment {show(dep.master.pixi_environment)} has no smg (SGLang's model "
+                    "gateway): its bundle cannot run the gateway"
+                ),
+                "warning",
             )
         )
     if gw.host in ANY_HOSTS and not gw.api_key_env:
