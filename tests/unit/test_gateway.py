@@ -32,9 +32,12 @@ def test_plan_json_gateway() -> None:
     argv = gw["argv"]
     assert argv[argv.index("--worker-startup-timeout-secs") + 1] == "1800"  # master.ready_timeout
     assert "--api-key" not in argv and "--control-plane-api-keys" not in argv
-    assert json.loads(run_cli("plan", str(ROOT / "model-configs" / "sglang-single-gpu.toml"), "--format", "json").stdout)[
-        "gateway"
-    ] is None
+    assert (
+        json.loads(run_cli("plan", str(ROOT / "model-configs" / "sglang-single-gpu.toml"), "--format", "json").stdout)[
+            "gateway"
+        ]
+        is None
+    )
 
 
 def test_plan_text_shows_the_gateway() -> None:
