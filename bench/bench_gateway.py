@@ -25,10 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_runtime import Row, Runner, compile_config  # noqa: E402
-from support import SYSTEM_PATH  # noqa: E402
-from support.net import free_ports  # noqa: E402
-from support.standin import make_project  # noqa: E402
+from bench_runtime import Row, Runner, compile_config
+
+from support import SYSTEM_PATH
+from support.net import free_ports
+from support.standin import make_project
 
 KEY = "bench-gateway-key"
 INSTANCES = """

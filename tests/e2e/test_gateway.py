@@ -89,7 +89,7 @@ def test_gateway(deploy, gateway_projects, mode):
     site = [str(p) for p in prefix.glob("lib/python*/site-packages")]
     installed = [d.version for d in importlib.metadata.distributions(name="smg", path=site)]
     assert [f"smg=={v}" for v in installed] == [SMG]
-    assert SMG == f"smg=={importlib.metadata.version('smg')}"
+    assert f"smg=={importlib.metadata.version('smg')}" == SMG
 
     dep.run_ok("start")
     waited = dep.run_ok("wait", "--timeout", "90", timeout=120)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+import sglangc.render as render_module
 from conftest import EXAMPLES, ROOT, run_cli
 from sglangc.pipeline import check
-import sglangc.render as render_module
 from sglangc.render import render
 from sglangc.resolve import Plan
 from sglangc.write import write
