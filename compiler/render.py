@@ -205,4 +205,6 @@ def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:
             for u in plan.units
         ],
     }
+    if plan.gateway:
+        doc["gateway"] = {"host": plan.gateway.host, "port": plan.gateway.port}
     return Artifact(MANIFEST, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

@@ -90,3 +90,23 @@ def test_check_says_when_the_environment_lacks_smg(monkeypatch) -> None:
         f"{EXAMPLE}: warning: gateway.enable: the Pixi template's environment \"default\" has no smg (SGLang's "
         "model gateway): its bundle cannot run the gateway\n"
     )
+
+
+def test_smg_parses_every_planned_gateway_argv() -> None:
+    """smg's own parser (the real smg of the `test` extra) reads every planned gateway argv as planned."""
+    from smg.launch_router import parse_router_args
+
+    from sglangc.pipeline import check
+    from support.real_sglang import CONFIGS
+
+    plans = [p for c in CONFIGS if (p := check(c).plan) is not None and p.gateway is not None]
+    assert len(plans) >= 2
+    for plan in plans:
+        gw = plan.gateway
+        assert gw is not None
+        args = parse_router_args(list(gw.argv))
+        assert (args.host, args.port, args.policy) == (gw.host, gw.port, gw.policy)
+        assert args.worker_urls == [url for _, url in gw.workers]
+        assert (args.prometheus_host, args.prometheus_port) == (gw.metrics_host, gw.metrics_port)
+        assert args.worker_startup_timeout_secs == plan.deployment.master.ready_timeout
+        assert args.api_key is None and args.control_plane_api_keys == []
