@@ -767,7 +767,10 @@ cmd_wait() {
     for i in "${pending[@]}"; do
       if ready "$i"; then
         now=$(now_us)
-        printf '%s: ready in %d.%d s\n' "${names[$i]}" $(((now - t0) / 1000000)) $(((now - t0) / 100000 % 10))
+        seen=""
+        ! is_gateway "$i" || gateway_workers "$i" || :
+        printf '%s: ready in %d.%d s%s\n' "${names[$i]}" $(((now - t0) / 1000000)) $(((now - t0) / 100000 % 10)) \
+          "${seen:+ (workers healthy: $seen)}"
       else
         left+=("$i")
       fi
