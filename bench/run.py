@@ -108,7 +108,7 @@ NOTES = """
   supervisor's parser on the conf; the static runtime (`lib/*.sh`) is checked once, in the test suite.
 - The gateway's figures compare, in one run and alternating rounds, chat completions through the real smg
   (cache_aware, one stand-in worker behind it) with the same requests sent straight to that stand-in, each of
-  8 client threads on one kept-alive connection. The stand-in answers in well under a millisecond, so the
+  8 client threads on one kept-alive connection. The stand-in answers in about a millisecond, so the
   difference is smg's own cost on this (shared, 2-core) machine; the ratios say how much of the machine the
   proxy takes, not what it adds to a real model's response time.
 - The hostile configs are those of tests/security/hostile_configs.py, each under the 1 MiB limit.
