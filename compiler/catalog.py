@@ -87,6 +87,7 @@ class Catalog:
     options: dict[str, Option]  # every option string, aliases included, without the leading "--"
     reasoning_parsers: tuple[str, ...]
     tool_call_parsers: tuple[str, ...]
+    program: str = "SGLang"  # whose flags: SGLang's, or smg's (the model gateway)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +115,17 @@ def template_versions() -> dict[str, str]:
     return versions
 
 
+def template_has(environment: str, package: str) -> bool | None:
+    """Whether the shipped Pixi template's environment installs a PyPI package; None for an environment the
+    template does not have (a bundle made otherwise)."""
+    from sglangc.pixitemplate import Template
+
+    template = Template.load(None)
+    if environment not in template.environments():
+        return None
+    return package in template.environment(environment).pypi
+
+
 def default_version(environment: str) -> str:
     """`sglang_version` when a config sets none: what the template pins for its environment, else for `default`."""
     versions = template_versions()
@@ -131,7 +143,20 @@ def load_catalog(version: str) -> Catalog | None:
     """The catalog of one SGLang version, or None when none is shipped for it."""
     if version not in shipped_versions():
         return None
-    with open(os.path.join(_CATALOGS, f"sglang-{version}.json"), encoding="utf-8") as f:
+    return _read_catalog(f"sglang-{version}.json")
+
+
+SMG_VERSION = "1.13.0"  # the smg whose `smg launch` flags are shipped (compiler/catalogs/smg-<version>.json)
+
+
+@functools.cache
+def load_smg_catalog() -> Catalog:
+    """The flags of `smg launch`, SGLang's model gateway, dumped from smg's own parser."""
+    return _read_catalog(f"smg-{SMG_VERSION}.json")
+
+
+def _read_catalog(filename: str) -> Catalog:
+    with open(os.path.join(_CATALOGS, filename), encoding="utf-8") as f:
         raw = json.load(f)
     options: dict[str, Option] = {}
     for entry in raw["options"]:
@@ -148,6 +173,10 @@ def load_catalog(version: str) -> Catalog | None:
         )
         for flag in option.flags:
             options[flag[2:]] = option
+    if "smg_version" in raw:
+        return Catalog(
+            version=raw["smg_version"], options=options, reasoning_parsers=(), tool_call_parsers=(), program="smg"
+        )
     return Catalog(
         version=raw["sglang_version"],
         options=options,
@@ -223,6 +252,53 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
     return FlagCheck(tuple(argv), tuple(findings), pp_size, dp_attention)
 
 
+# `smg launch` flags that a [gateway] field (or sglangc itself) writes, and those sglangc cannot run with.
+GATEWAY_OWNED = {
+    "host": "gateway.host",
+    "port": "gateway.port",
+    "policy": "gateway.policy",
+    "api-key": "gateway.api_key_env",
+    "control-plane-api-keys": "gateway.control_plane_api_key_env",
+    "worker-startup-timeout-secs": "master.ready_timeout",
+}
+GATEWAY_REFUSED = {
+    "worker-urls": "sglangc gives smg every enabled instance and replica as a worker",
+    "enable-igw": "in IGW mode smg ignores the worker list sglangc gives it",
+    "service-discovery": "sglangc gives smg its workers; service discovery would replace them",
+    "pd-disaggregation": "prefill/decode disaggregation is not supported by sglangc",
+    "epd-disaggregation": "encode/prefill/decode disaggregation is not supported by sglangc",
+    "prefill": "prefill/decode disaggregation is not supported by sglangc",
+    "decode": "prefill/decode disaggregation is not supported by sglangc",
+    "encode": "encode/prefill/decode disaggregation is not supported by sglangc",
+    "tenant-api-key": "it takes secrets, which would sit on the gateway's command line",
+}
+
+
+def check_gateway_args(args: tuple[tuple[str, t.Any], ...], catalog: Catalog, config: str) -> FlagCheck:
+    """Check `gateway.server_args` against smg's catalog (like `check_server_args`) and build its argv words."""
+    argv: list[str] = []
+    findings: list[Finding] = []
+    for key, value in args:
+        if len(findings) > MAX_FINDINGS:
+            break
+        where = key_path("gateway", "server_args", key)
+        option = catalog.options.get(key)
+        owner = next((GATEWAY_OWNED[n] for n in option.names if n in GATEWAY_OWNED), None) if option else None
+        refused = next((GATEWAY_REFUSED[n] for n in option.names if n in GATEWAY_REFUSED), None) if option else None
+        words, problem = _words(option, key, value) if option else ([], _not_found(key, catalog))
+        if option and owner:
+            problem = f"--{key} is set by `{owner}`; use that instead"
+        elif option and (refused or option.secret):
+            problem = f"--{key} cannot be used: {refused or 'it takes a secret, which would sit on a command line'}"
+        if problem:
+            findings.append(Finding(config, where, problem))
+            continue
+        if option and option.deprecated:
+            findings.append(Finding(config, where, f"--{key} is deprecated in smg {catalog.version}", "warning"))
+        argv.extend(words)
+    return FlagCheck(tuple(argv), tuple(findings))
+
+
 def check_server_args_env(inst: Instance, catalog: Catalog, config: str) -> list[Finding]:
     """`server_args_env`: each a known flag that takes one value SGLang's --config file can carry, not also in
     `server_args`, not owned by a field."""
@@ -268,7 +344,7 @@ def _not_found(key: str, catalog: Catalog) -> str:
         return f"abbreviated flag; write one of the full names: {', '.join(prefixed[:8])}"
     close = difflib.get_close_matches(key, list(catalog.options), n=1, cutoff=0.7)
     hint = f"; did you mean {show(close[0])}?" if close else ""
-    return f"unknown flag for SGLang {catalog.version}{hint}"
+    return f"unknown flag for {catalog.program} {catalog.version}{hint}"
 
 
 def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:

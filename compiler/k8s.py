@@ -52,8 +52,14 @@ _Dumper.add_representer(str, _text)
 
 
 def lws_replicas(unit: LaunchUnit) -> int:
-    """How many copies (groups of nnodes pods) of an instance run: one, until instances have replicas."""
-    return 1
+    """How many copies (groups of nnodes pods) of an instance run: its `replicas`."""
+    return unit.replicas
+
+
+def instances(plan: Plan) -> list[LaunchUnit]:
+    """One unit per enabled instance (the first of its replicas): one LeaderWorkerSet each, whose `replicas` copy
+    it (every pod has its own network, so the copies need no ports or GPUs of their own)."""
+    return [u for u in plan.start_order if not u.replica]
 
 
 def k8s_name(name: str) -> str:
@@ -72,12 +78,12 @@ def render_k8s(plan: Plan, out_dir: str) -> tuple[tuple[Artifact, ...], list[Fin
         f"# Regenerate: {comment(shjoin(['sglangc', 'compile', dep.config, '--target', 'k8s-lws', '-o', out_dir]))}\n"
         f"# Apply: {comment(shjoin(['kubectl', 'apply', '-f', apply_dir]))}\n"
     )
-    for u in plan.start_order:
+    for u in instances(plan):
         docs = [leaderworkerset(plan, u), leader_service(plan, u)]
         text = header + yaml.dump_all(
             docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
         )
-        artifacts.append(Artifact(f"{OUT}/{k8s_name(u.name)}.yaml", text))
+        artifacts.append(Artifact(f"{OUT}/{k8s_name(u.instance)}.yaml", text))
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts)), findings
 
@@ -86,19 +92,21 @@ def _check(plan: Plan) -> list[Finding]:
     dep = plan.deployment
     findings = []
     seen: dict[str, str] = {}
-    for u in plan.start_order:
-        inst = dep.instance(u.name)
-        where = key_path("instances", u.name)
-        other = seen.setdefault(k8s_name(u.name), u.name)
-        if other != u.name:
+    for u in instances(plan):
+        inst = dep.instance(u.instance)
+        where = key_path("instances", u.instance)
+        other = seen.setdefault(k8s_name(u.instance), u.instance)
+        if other != u.instance:
             findings.append(
-                Finding(dep.config, where, f"is {show(k8s_name(u.name))} in Kubernetes (no `_`), as is {show(other)}")
+                Finding(
+                    dep.config, where, f"is {show(k8s_name(u.instance))} in Kubernetes (no `_`), as is {show(other)}"
+                )
             )
         if inst.server_args_env:
             findings.append(
                 Finding(
                     dep.config,
-                    key_path("instances", u.name, "server_args_env"),
+                    key_path("instances", u.instance, "server_args_env"),
                     "is not supported by --target k8s-lws (only the API key is read from a Secret)",
                 )
             )
@@ -106,7 +114,7 @@ def _check(plan: Plan) -> list[Finding]:
             findings.append(
                 Finding(
                     dep.config,
-                    key_path("instances", u.name, "model_path"),
+                    key_path("instances", u.instance, "model_path"),
                     f"{show(u.model_path)}: the model volume is mounted at the directory holding the model, "
                     "which cannot be /; put the model one directory deeper",
                 )
@@ -115,7 +123,7 @@ def _check(plan: Plan) -> list[Finding]:
             findings.append(
                 Finding(
                     dep.config,
-                    key_path("instances", u.name, "depends_on"),
+                    key_path("instances", u.instance, "depends_on"),
                     "is not enforced by --target k8s-lws: every LeaderWorkerSet starts at once",
                     "warning",
                 )
@@ -126,7 +134,7 @@ def _check(plan: Plan) -> list[Finding]:
 def _labels(u: LaunchUnit) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": "sglang",
-        "app.kubernetes.io/instance": k8s_name(u.name),
+        "app.kubernetes.io/instance": k8s_name(u.instance),
         "app.kubernetes.io/managed-by": "sglangc",
     }
 
@@ -141,7 +149,7 @@ def leaderworkerset(plan: Plan, u: LaunchUnit) -> dict[str, t.Any]:
     return {
         "apiVersion": API_VERSION,
         "kind": "LeaderWorkerSet",
-        "metadata": _metadata(plan, k8s_name(u.name), u),
+        "metadata": _metadata(plan, k8s_name(u.instance), u),
         "spec": {
             "replicas": lws_replicas(u),
             "startupPolicy": "LeaderCreated",
@@ -166,9 +174,9 @@ def leader_service(plan: Plan, u: LaunchUnit) -> dict[str, t.Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(plan, f"{k8s_name(u.name)}-leader", u),
+        "metadata": _metadata(plan, f"{k8s_name(u.instance)}-leader", u),
         "spec": {
-            "selector": {"leaderworkerset.sigs.k8s.io/name": k8s_name(u.name), "role": "leader"},
+            "selector": {"leaderworkerset.sigs.k8s.io/name": k8s_name(u.instance), "role": "leader"},
             "ports": [{"name": "http", "protocol": "TCP", "port": u.port, "targetPort": u.port}],
         },
     }
@@ -182,7 +190,7 @@ def _escape(word: str) -> str:
 
 def pod_argv(plan: Plan, u: LaunchUnit) -> list[str]:
     """The plan's argv for a pod: every word escaped for Kubernetes, then the words that differ there."""
-    inst = plan.deployment.instance(u.name)
+    inst = plan.deployment.instance(u.instance)
     argv = [_escape(w) for w in u.argv]
     argv[argv.index("--host") + 1] = "0.0.0.0"  # the pod's own network namespace; the Service reaches it
     if "--config" in argv:  # the bash route's secrets file: here written at start from the Secret
@@ -204,7 +212,7 @@ def _env(plan: Plan, u: LaunchUnit) -> list[dict[str, t.Any]]:
     k8s = plan.deployment.k8s
     given = dict(u.exports)
     given.pop("CUDA_VISIBLE_DEVICES", None)  # the device plugin hands the pod its GPUs
-    cache = f"{CACHE_MOUNT}/sglang/{u.name}"
+    cache = f"{CACHE_MOUNT}/sglang/{u.instance}"
     defaults = {"SGLANG_CACHE_DIR": cache, "SGLANG_JIT_CACHE_DIR": f"{cache}/jit"}
     if not u.model_path.startswith("/"):
         defaults["HF_HOME"] = f"{CACHE_MOUNT}/huggingface"  # a hub id is downloaded onto the cache volume

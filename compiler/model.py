@@ -49,6 +49,19 @@ class K8s:
 
 
 @dataclasses.dataclass(frozen=True)
+class Gateway:
+    """The [gateway] table: SGLang's model gateway (smg) in front of every instance."""
+
+    enable: bool = False
+    host: str = "0.0.0.0"
+    port: int = 30000
+    policy: str = "cache_aware"
+    api_key_env: str | None = None
+    control_plane_api_key_env: str | None = None
+    server_args: tuple[tuple[str, t.Any], ...] = ()  # sorted by flag, values as TOML gave them
+
+
+@dataclasses.dataclass(frozen=True)
 class Instance:
     name: str
     model_path: str
@@ -72,6 +85,9 @@ class Instance:
     nnodes: int = 1  # machines the instance spans (SGLang's --nnodes)
     dist_init_addr: str | None = None  # node 0's HOST:PORT for the rendezvous, or:
     dist_init_addr_env: str | None = None  # the variable holding it at launch
+    replicas: int = 1
+    replica_gpu_ids: tuple[tuple[int, ...], ...] | None = None  # gpu_ids given as one list per replica
+    replica_of: str | None = None  # set on the copies resolve makes of an instance with replicas: its name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +99,7 @@ class Deployment:
     bundle: BundleDefaults  # the installer's defaults ([bundle])
     instances: tuple[Instance, ...]  # sorted by name
     k8s: K8s = K8s()
+    gateway: Gateway = Gateway()
 
     def instance(self, name: str) -> Instance:
         return self._by_name[name]
@@ -107,16 +124,24 @@ def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Dep
         bundle=BundleDefaults(**data.get("bundle", {})),
         instances=tuple(build_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
         k8s=K8s(**data.get("k8s", {})),
+        gateway=build_gateway(data.get("gateway", {})),
     )
+
+
+def build_gateway(raw: dict[str, t.Any]) -> Gateway:
+    fields = dict(raw)
+    return Gateway(server_args=tuple(sorted(fields.pop("server_args", {}).items())), **fields)
 
 
 def build_instance(name: str, raw: dict[str, t.Any]) -> Instance:
     """One instance from its schema-clean table."""
     fields = dict(raw)
     gpu_ids = fields.pop("gpu_ids", None)
+    nested = isinstance(gpu_ids, list) and any(isinstance(g, list) for g in gpu_ids)
     return Instance(
         name=name,
-        gpu_ids=tuple(gpu_ids) if isinstance(gpu_ids, list) else gpu_ids,
+        gpu_ids=None if nested else tuple(gpu_ids) if isinstance(gpu_ids, list) else gpu_ids,
+        replica_gpu_ids=tuple(tuple(g) for g in gpu_ids) if nested and gpu_ids else None,
         depends_on=tuple(fields.pop("depends_on", ())),
         env=tuple(sorted((k, env_string(v)) for k, v in fields.pop("env", {}).items())),
         server_args=tuple(sorted(fields.pop("server_args", {}).items())),

@@ -13,7 +13,7 @@ import jinja2
 from sglangc import __version__
 from sglangc.emit_templates import DIR as TEMPLATES
 from sglangc.errors import GeneratedOutputError, is_forbidden_char
-from sglangc.resolve import SOCKET_NAME, Plan
+from sglangc.resolve import GATEWAY_NAME, SOCKET_NAME, Plan
 
 GROUP = "sglang"
 MANIFEST = "manifest.json"
@@ -21,8 +21,10 @@ PIXI_TEMPLATE = "pixi/pixi.toml"
 LIB = "lib"
 # The runtime's static bash, copied verbatim into DIR/lib: what the generated scripts source.
 RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh", "sglangc_supervisor.py")
+GATEWAY_RUNTIME = ("gateway.sh", "gateway.py")  # with [gateway] only
 # What a running server was started from, besides its launch script and program section.
 LAUNCH_RUNTIME = ("prelude.sh", "launch.sh")
+GATEWAY_LAUNCH_RUNTIME = ("prelude.sh", *GATEWAY_RUNTIME)
 
 
 def pixi_template() -> str:
@@ -61,10 +63,23 @@ def render(plan: Plan, out_dir: str) -> tuple[Artifact, ...]:
         Artifact(f"launch-{u['name']}.sh", env.get_template("launch.sh.j2").render(context, unit=u), True)
         for u in context["units"]
     ]
+    if plan.gateway:
+        artifacts.append(Artifact("launch-gateway.sh", env.get_template("launch-gateway.sh.j2").render(context), True))
     conf = env.get_template("supervisord.conf.j2").render(context)
-    revisions = _revisions(context["units"], artifacts, conf)
+    launches = {a.relpath: a.text for a in artifacts}
+    revisions = {
+        u["name"]: _revision(launches[f"launch-{u['name']}.sh"], conf, u["program"], LAUNCH_RUNTIME)
+        for u in context["units"]
+    }
     for u in context["units"]:
         u["revision"] = revisions[u["name"]]
+    if plan.gateway:
+        gateway = context["gateway"]
+        gateway["revision"] = _revision(launches["launch-gateway.sh"], conf, gateway["program"], GATEWAY_LAUNCH_RUNTIME)
+        revisions[gateway["name"]] = gateway["revision"]
+        artifacts += [
+            Artifact(f"{LIB}/{name}", _package_text(f"runtime/{name}"), generated=False) for name in GATEWAY_RUNTIME
+        ]
     artifacts += [
         Artifact("check-and-run-sglang.sh", env.get_template("check-and-run-sglang.sh.j2").render(context), True),
         Artifact("entry-hook.sh", env.get_template("entry-hook.sh.j2").render(context), True),
@@ -77,19 +92,13 @@ def render(plan: Plan, out_dir: str) -> tuple[Artifact, ...]:
     return (*artifacts, _manifest(plan, artifacts, revisions))
 
 
-def _revisions(units: list[dict[str, t.Any]], launches: list[Artifact], conf: str) -> dict[str, str]:
-    """Per enabled instance, a hash of what its server is started from: its launch script, the runtime that
-    script sources and its program section in supervisord.conf. `reload` restarts an instance when it changes
-    and leaves it running otherwise."""
-    sections = {block.split("]", 1)[0]: block.split("\n\n[", 1)[0] for block in conf.split("\n[program:")[1:]}
-    runtime = "".join(_package_text(f"runtime/{name}") for name in LAUNCH_RUNTIME)
-    texts = {a.relpath: a.text for a in launches}
-    return {
-        u["name"]: hashlib.sha256(
-            "\0".join([texts[f"launch-{u['name']}.sh"], sections[u["program"]], runtime]).encode("utf-8")
-        ).hexdigest()[:16]
-        for u in units
-    }
+def _revision(launch: str, conf: str, program: str, runtime: tuple[str, ...]) -> str:
+    """A hash of what a server (or the gateway) is started from: its launch script, the runtime that script
+    sources and its program section in supervisord.conf. `reload` restarts it when this changes and leaves it
+    running otherwise."""
+    section = conf.split(f"\n[program:{program}]\n", 1)[1].split("\n\n[", 1)[0]
+    parts = [launch, section, *(_package_text(f"runtime/{name}") for name in runtime)]
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:16]
 
 
 def render_conf(plan: Plan, out_dir: str) -> str:
@@ -199,13 +208,22 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
             }
             for u in plan.start_order
         ],
+        "gateway": plan.gateway
+        and {
+            **dataclasses.asdict(plan.gateway),
+            "name": plan.gateway.name,
+            "launch": path("launch-gateway.sh"),
+            "secret_envs": [e for e in (plan.gateway.api_key_env, plan.gateway.control_plane_api_key_env) if e],
+        },
     }
 
 
 def manifest_revisions(artifacts: t.Iterable[Artifact]) -> dict[str, str]:
     """instance → revision, as the manifest among `artifacts` records them."""
     manifest = next(a for a in artifacts if a.relpath == MANIFEST)
-    return {i["name"]: i["revision"] for i in json.loads(manifest.text)["instances"] if i.get("revision")}
+    doc = json.loads(manifest.text)
+    units = [*doc["instances"], *([{"name": GATEWAY_NAME, **doc["gateway"]}] if doc.get("gateway") else [])]
+    return {u["name"]: u["revision"] for u in units if u.get("revision")}
 
 
 def _manifest(plan: Plan, artifacts: list[Artifact], revisions: dict[str, str] | None = None) -> Artifact:
@@ -232,4 +250,6 @@ def _manifest(plan: Plan, artifacts: list[Artifact], revisions: dict[str, str] |
             for u in plan.units
         ],
     }
+    if plan.gateway:
+        doc["gateway"] = {"host": plan.gateway.host, "port": plan.gateway.port, "revision": revisions.get(GATEWAY_NAME)}
     return Artifact(MANIFEST, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

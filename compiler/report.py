@@ -45,6 +45,8 @@ def summary(plan: Plan) -> str:
         else f"  {u.name}: disabled"
         for u in plan.units
     ]
+    if plan.gateway:
+        rows.append(f"  gateway: {plan.gateway.host}:{plan.gateway.port}, policy {plan.gateway.policy}")
     return "\n".join([head, *rows])
 
 
@@ -90,12 +92,27 @@ def plan_text(plan: Plan) -> str:
                 else f"  api key: read from ${variable} at launch"
             )
         lines += _nodes_text(plan, u)
+    gw = plan.gateway
+    if gw:
+        lines += [
+            "",
+            f"gateway: {gw.host}:{gw.port}   policy: {gw.policy}   metrics: {gw.metrics_host}:{gw.metrics_port}",
+            f"  client key: {'read from $' + gw.api_key_env + ' at launch' if gw.api_key_env else 'none'}",
+            "  control plane: "
+            + (
+                f"admin key read from ${gw.control_plane_api_key_env} at launch"
+                if gw.control_plane_api_key_env
+                else "closed (a random admin key made at launch)"
+            ),
+            *(f"  model {shlex.quote(model)}: {', '.join(names)}" for model, names in gw.models),
+            f"  smg launch {shlex.join(gw.argv)}",
+        ]
     return "\n".join(lines)
 
 
 def _nodes_text(plan: Plan, u: LaunchUnit) -> list[str]:
     """The command of each node an instance runs on; for a multi-node instance, every node's part."""
-    nnodes = plan.deployment.instance(u.name).nnodes
+    nnodes = u.nnodes
     if nnodes == 1:
         where = [] if u.enabled or plan.node_rank == 0 else ["  runs on node 0 only (not part of this node)"]
         return [*where, f"  python -m sglang.launch_server {shlex.join(u.argv)}"]
@@ -151,11 +168,40 @@ def plan_json(plan: Plan) -> str:
                 "nnodes": u.nnodes,
                 "dist_init_addr_env": u.dist_init_env,
                 "nodes": [{"node_rank": k, "argv": list(u.argv_on(k))} for k in range(u.nnodes)],
+                "instance": u.instance,
+                "replica": u.replica,
+                "replicas": u.replicas,
             }
             for u in plan.units
         ],
+        "gateway": _gateway_json(plan),
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _gateway_json(plan: Plan) -> dict[str, t.Any] | None:
+    gw = plan.gateway
+    if gw is None:
+        return None
+    return {
+        "host": gw.host,
+        "port": gw.port,
+        "policy": gw.policy,
+        "metrics": {"host": gw.metrics_host, "port": gw.metrics_port},
+        "workers": [{"name": n, "url": url} for n, url in gw.workers],
+        "models": {model: list(names) for model, names in gw.models},
+        "api_key_env": gw.api_key_env,
+        "control_plane_api_key_env": gw.control_plane_api_key_env,
+        "argv": list(gw.argv),
+        "startup_timeout": gw.startup_timeout,
+        "boot": gw.boot,
+        "program": gw.program,
+        "priority": gw.priority,
+        "probe_host": gw.probe_host,
+        "log_file": gw.log_file,
+        "pid_file": gw.pid_file,
+        "secret_file": gw.secret_file,
+    }
 
 
 def compile_summary(plan: Plan, out_dir: object, changes: t.Any) -> str:

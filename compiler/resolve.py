@@ -8,9 +8,18 @@ import itertools
 import re
 import typing as t
 
-from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args, check_server_args_env
+from sglangc.catalog import (
+    Catalog,
+    FlagCheck,
+    check_gateway_args,
+    check_parsers,
+    check_server_args,
+    check_server_args_env,
+    load_smg_catalog,
+    template_has,
+)
 from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
-from sglangc.model import Deployment, Instance, Master
+from sglangc.model import Deployment, Gateway, Instance, Master
 
 SHARED_GPU_MEMORY = 0.9
 # With mem_fraction_static unset SGLang picks a share of each GPU from its memory and the parallel layout; the
@@ -66,6 +75,9 @@ class LaunchUnit:
     node_rank: int = 0  # which of them this plan is for
     dist_init_env: str | None = None  # the variable holding --dist-init-addr at launch (dist_init_addr_env)
     probe_env: str | None = None  # ranks > 0 with dist_init_addr_env: node 0's host is read from it at run time
+    replica_of: str | None = None  # the config's instance this is a replica of (named <instance>-<k>)
+    replica: int | None = None  # k, for a replica
+    replicas: int = 1  # how many replicas its instance has
 
     @property
     def memory_percent(self) -> int:
@@ -78,13 +90,67 @@ class LaunchUnit:
         at = self.argv.index("--node-rank") + 1
         return (*self.argv[:at], str(rank), *self.argv[at + 1 :])
 
+    @property
+    def instance(self) -> str:
+        """The config's instance this unit comes from (itself, or the instance it is a replica of)."""
+        return self.replica_of or self.name
+
+    @property
+    def url(self) -> str:
+        """Where the gateway (or any local client) reaches it."""
+        return f"http://{_url_host(self.probe_host)}:{self.port}"
+
+
+GATEWAY_NAME = "gateway"
+GATEWAY_PROGRAM = PROGRAM_PREFIX + GATEWAY_NAME
+DEFAULT_METRICS_HOST = "127.0.0.1"
+DEFAULT_METRICS_PORT = 29000  # smg's own default
+# smg flags sglangc sets unless gateway.server_args does: smg's defaults look for a starting worker every 30 s
+# and probe a running one every 60 s; a replica that has just come up (or gone) is noticed sooner with these.
+GATEWAY_DEFAULTS = (("worker-startup-check-interval", 2), ("health-check-interval-secs", 10))
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayUnit:
+    """SGLang's model gateway (smg) with every value final: its launch script, supervisord program and plan."""
+
+    boot: bool  # started at boot (master.enable)
+    host: str
+    port: int
+    probe_host: str
+    policy: str
+    metrics_host: str
+    metrics_port: int
+    workers: tuple[tuple[str, str], ...]  # (unit name, URL) of every enabled instance and replica, by name
+    models: tuple[tuple[str, tuple[str, ...]], ...]  # served model name → the units that serve it, sorted
+    argv: tuple[str, ...]  # `smg launch` flags (no secret: keys reach smg in-process, from secret_file)
+    api_key_env: str | None  # the key clients must send (smg also sends it to the workers)
+    control_plane_api_key_env: str | None  # None: a random control-plane key made at launch
+    startup_timeout: int  # smg's --worker-startup-timeout-secs
+    program: str
+    priority: int  # after every instance: supervisord stops it first
+    log_file: str
+    pid_file: str
+    secret_file: str  # the private YAML file the launch script writes the keys into (always: the control key)
+
+    name = GATEWAY_NAME
+
+    @property
+    def url(self) -> str:
+        return f"http://{_url_host(self.probe_host)}:{self.port}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     deployment: Deployment
-    units: tuple[LaunchUnit, ...]  # every instance, by name
+    units: tuple[LaunchUnit, ...]  # every instance (each replica its own unit), by name
     settle_seconds: int  # how long supervisord may take to call a start RUNNING or FATAL
     node_rank: int = 0  # the node this plan is for (instances with nnodes > 1 have a part on each)
+    gateway: GatewayUnit | None = None  # SGLang's model gateway in front of the enabled units ([gateway])
 
     @property
     def enabled(self) -> tuple[LaunchUnit, ...]:
@@ -108,11 +174,23 @@ class Plan:
             log_dir=root + self.deployment.master.log_dir,
         )
         units = tuple(dataclasses.replace(u, **_files(master, u.name, bool(u.secret_envs))) for u in self.units)
-        return dataclasses.replace(self, deployment=dataclasses.replace(self.deployment, master=master), units=units)
+        gateway = self.gateway and dataclasses.replace(self.gateway, **_gateway_files(master))
+        return dataclasses.replace(
+            self, deployment=dataclasses.replace(self.deployment, master=master), units=units, gateway=gateway
+        )
 
 
 def resolve(dep: Deployment, catalog: Catalog, node_rank: int = 0) -> tuple[Plan, list[Finding]]:
-    """The plan of node `node_rank` (0: the head, which also runs every single-node instance)."""
+    """The plan of node `node_rank` (0: the head, which also runs every single-node instance and the gateway)
+    and every finding; each replica of an instance is a unit of its own."""
+    findings: list[Finding] = []
+    expanded, origins = _expand_replicas(dep, findings)
+    plan, own = _resolve(expanded, catalog, node_rank)
+    findings += [_origin_key(f, origins, dep) for f in own]
+    return dataclasses.replace(plan, deployment=dep), findings
+
+
+def _resolve(dep: Deployment, catalog: Catalog, node_rank: int) -> tuple[Plan, list[Finding]]:
     findings: list[Finding] = []
     flags = {}
     for inst in dep.instances:
@@ -124,7 +202,10 @@ def resolve(dep: Deployment, catalog: Catalog, node_rank: int = 0) -> tuple[Plan
     findings += _check_multinode(dep, node_rank)
     node0 = _node0_ports(dep, flags)
     gpus = _allocate_gpus(dep, flags, findings)
-    ports = _allocate_ports(dep, findings, reserved=[p for taken in node0.values() for p in taken])
+    gateway_args = check_gateway_args(dep.gateway.server_args, load_smg_catalog(), dep.config)
+    reserved = _gateway_ports(dep.gateway) if dep.gateway.enable else {}
+    findings += gateway_args.findings
+    ports = _allocate_ports(dep, findings, {*reserved, *(p for taken in node0.values() for p in taken)})
     findings += _check_node0_ports(dep, ports, node0)
     shares: set[tuple[str, ...]] = set()
     if sum(i.enable for i in dep.instances) > 1:
@@ -170,13 +251,276 @@ def resolve(dep: Deployment, catalog: Catalog, node_rank: int = 0) -> tuple[Plan
             node_rank=node_rank if i.nnodes > 1 else 0,
             dist_init_env=i.dist_init_addr_env if i.nnodes > 1 else None,
             probe_env=i.dist_init_addr_env if i.nnodes > 1 and node_rank > 0 else None,
+            replica_of=i.replica_of,
+            replica=int(i.name.rsplit("-", 1)[1]) if i.replica_of else None,
+            replicas=i.replicas,
         )
         for i in dep.instances
     )
     master = dep.master
     settle = (master.start_seconds + master.start_retries + 2) * (master.start_retries + 1) + 5
     findings += _check_runnable(dep, units)
-    return Plan(deployment=dep, units=units, settle_seconds=settle, node_rank=node_rank), findings
+    gateway = None
+    if dep.gateway.enable:
+        findings += _check_gateway(dep, units, reserved, catalog)
+        if node_rank == 0:  # the front door is on node 0, with every instance's API
+            gateway = _gateway_unit(dep, units, reserved, gateway_args)
+    return Plan(deployment=dep, units=units, settle_seconds=settle, node_rank=node_rank, gateway=gateway), findings
+
+
+def _expand_replicas(dep: Deployment, findings: list[Finding]) -> tuple[Deployment, dict[str, tuple[str, int]]]:
+    """The deployment with each instance of `replicas = N` replaced by N copies `<name>-0` … `<name>-(N-1)`, each
+    with its own GPUs (the k-th list of gpu_ids, or "auto") and port (`port` + k); depends_on on such an instance
+    means on all its replicas. Also: replica name → (instance, k)."""
+    names = {i.name for i in dep.instances}
+    origins: dict[str, tuple[str, int]] = {}
+    copies: dict[str, tuple[str, ...]] = {}
+    instances: list[Instance] = []
+    gpu_ids: tuple[int, ...] | t.Literal["auto"] | None
+    for inst in dep.instances:
+        where = key_path("instances", inst.name)
+        lists = inst.replica_gpu_ids
+        if lists is not None and len(lists) != inst.replicas:
+            findings.append(
+                Finding(
+                    dep.config,
+                    f"{where}.gpu_ids",
+                    f"lists GPUs for {len(lists)} replica(s) but replicas = {inst.replicas}: give one list per replica",
+                )
+            )
+            lists = lists[: inst.replicas] if len(lists) > inst.replicas else None
+        if inst.replicas == 1:
+            instances.append(
+                dataclasses.replace(inst, gpu_ids=lists[0] if lists else inst.gpu_ids, replica_gpu_ids=None)
+            )
+            continue
+        if inst.enable and not dep.gateway.enable:
+            findings.append(
+                Finding(
+                    dep.config,
+                    f"{where}.replicas",
+                    "replicas > 1 needs the gateway (gateway.enable = true), which balances requests over them",
+                )
+            )
+        if isinstance(inst.gpu_ids, tuple):
+            findings.append(
+                Finding(
+                    dep.config,
+                    f"{where}.gpu_ids",
+                    f'with replicas = {inst.replicas}, give one list of GPU ids per replica (or "auto")',
+                )
+            )
+        clash = sorted(n for k in range(inst.replicas) if (n := f"{inst.name}-{k}") in names)
+        if clash:
+            findings.append(
+                Finding(dep.config, f"{where}.replicas", f"its replica {show(clash[0])} has the name of an instance")
+            )
+            gpu_ids = lists[0] if lists else inst.gpu_ids
+            instances.append(dataclasses.replace(inst, replicas=1, replica_gpu_ids=None, gpu_ids=gpu_ids))
+            continue
+        copies[inst.name] = tuple(f"{inst.name}-{k}" for k in range(inst.replicas))
+        for k, name in enumerate(copies[inst.name]):
+            origins[name] = (inst.name, k)
+            gpu_ids = lists[k] if lists else None if isinstance(inst.gpu_ids, tuple) else inst.gpu_ids
+            port = inst.port + k if inst.port is not None and inst.port + k <= 65535 else inst.port
+            instances.append(
+                dataclasses.replace(
+                    inst, name=name, gpu_ids=gpu_ids, replica_gpu_ids=None, port=port, replica_of=inst.name
+                )
+            )
+    if not copies:
+        return dataclasses.replace(dep, instances=tuple(instances)), origins
+    instances = [
+        dataclasses.replace(i, depends_on=tuple(n for d in i.depends_on for n in copies.get(d, (d,))))
+        for i in instances
+    ]
+    return dataclasses.replace(dep, instances=tuple(sorted(instances, key=lambda i: i.name))), origins
+
+
+def _origin_key(f: Finding, origins: dict[str, tuple[str, int]], dep: Deployment) -> Finding:
+    """A finding about a replica, keyed by the config's own key path (`instances.x.gpu_ids[1]`, not `x-1`)."""
+    if not origins or not f.key.startswith("instances."):
+        return f
+    for name, (instance, k) in origins.items():
+        prefix = key_path("instances", name)
+        if f.key == prefix or f.key.startswith((prefix + ".", prefix + "[")):
+            rest = f.key[len(prefix) :]
+            if rest.startswith(".gpu_ids") and dep.instance(instance).replica_gpu_ids is not None:
+                rest = f".gpu_ids[{k}]" + rest[len(".gpu_ids") :]
+            return dataclasses.replace(f, key=key_path("instances", instance) + rest)
+    return f
+
+
+def _metrics(gw: Gateway) -> tuple[str, int]:
+    """Where the gateway's metrics listener binds: gateway.server_args, else loopback and smg's default port."""
+    args = dict(gw.server_args)
+    host, port = args.get("prometheus-host", DEFAULT_METRICS_HOST), args.get("prometheus-port", DEFAULT_METRICS_PORT)
+    return (
+        host if isinstance(host, str) else DEFAULT_METRICS_HOST,
+        port if isinstance(port, int) and not isinstance(port, bool) else DEFAULT_METRICS_PORT,
+    )
+
+
+def _gateway_ports(gw: Gateway) -> dict[int, str]:
+    """The ports the gateway holds (its own and its metrics port) → the key that sets each."""
+    return {
+        _metrics(gw)[1]: key_path("gateway", "server_args", "prometheus-port"),
+        gw.port: key_path("gateway", "port"),
+    }
+
+
+def _gateway_files(master: Master) -> dict[str, t.Any]:
+    return {
+        "log_file": f"{private_log_dir(master)}/sglang-{GATEWAY_NAME}.log",
+        "pid_file": f"{master.runtime_dir}/pids/{GATEWAY_NAME}.pid",
+        "secret_file": f"{master.runtime_dir}/secrets/{GATEWAY_NAME}.yaml",
+    }
+
+
+def _gateway_unit(
+    dep: Deployment, units: tuple[LaunchUnit, ...], reserved: dict[int, str], args: FlagCheck
+) -> GatewayUnit:
+    gw, master = dep.gateway, dep.master
+    workers = tuple((u.name, u.url) for u in units if u.enabled and u.port is not None)
+    models: dict[str, list[str]] = {}
+    for u in units:
+        if u.enabled:
+            models.setdefault(u.served_model_name, []).append(u.name)
+    metrics_host, metrics_port = _metrics(gw)
+    given = dict(gw.server_args)
+    argv = ["--host", gw.host, "--port", str(gw.port), "--policy", gw.policy]
+    if "prometheus-host" not in given:
+        argv += ["--prometheus-host", metrics_host]
+    if "prometheus-port" not in given:
+        argv += ["--prometheus-port", str(metrics_port)]
+    argv += ["--worker-startup-timeout-secs", str(master.ready_timeout)]
+    if "shutdown-grace-period-secs" not in given:  # smg's 180 s would outlast supervisord's stopwaitsecs
+        argv += ["--shutdown-grace-period-secs", str(master.stop_timeout)]
+    for flag, value in GATEWAY_DEFAULTS:
+        if flag not in given:
+            argv += [f"--{flag}", str(value)]
+    if workers:
+        argv += ["--worker-urls", *(url for _, url in workers)]
+    last_wave = max((u.wave or 0 for u in units if u.enabled), default=0)
+    return GatewayUnit(
+        boot=master.enable,
+        host=gw.host,
+        port=gw.port,
+        probe_host=WILDCARD_PROBE.get(gw.host, gw.host),
+        policy=gw.policy,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+        workers=workers,
+        models=tuple(sorted((m, tuple(n)) for m, n in models.items())),
+        argv=(*argv, *args.argv),
+        api_key_env=gw.api_key_env,
+        control_plane_api_key_env=gw.control_plane_api_key_env,
+        startup_timeout=master.ready_timeout,
+        program=GATEWAY_PROGRAM,
+        priority=100 + 10 * (last_wave + 1),
+        **_gateway_files(master),
+    )
+
+
+def _check_gateway(
+    dep: Deployment, units: tuple[LaunchUnit, ...], reserved: dict[int, str], catalog: Catalog
+) -> list[Finding]:
+    """The gateway's own values and what it means for the instances behind it."""
+    gw, config = dep.gateway, dep.config
+    findings = []
+    if _metrics(gw)[1] == gw.port:
+        findings.append(
+            Finding(
+                config,
+                key_path("gateway", "port"),
+                f"port {gw.port} is also the gateway's metrics port (gateway.server_args.prometheus-port)",
+            )
+        )
+    policy = load_smg_catalog().options["policy"]
+    if policy.choices is not None and gw.policy not in policy.choices:
+        close = difflib.get_close_matches(gw.policy, [str(c) for c in policy.choices], n=1)
+        hint = f"did you mean {show(close[0])}? " if close else ""
+        findings.append(
+            Finding(
+                config,
+                key_path("gateway", "policy"),
+                f"{show(gw.policy)} is not a policy of smg: {hint}choose from: {', '.join(map(str, policy.choices))}",
+            )
+        )
+    if template_has(dep.master.pixi_environment, "smg") is False:
+        findings.append(
+            Finding(
+                config,
+                key_path("gateway", "enable"),
+                (
+                    f"the Pixi template's environment {show(dep.master.pixi_environment)} has no smg (SGLang's model "
+                    "gateway): its bundle cannot run the gateway"
+                ),
+                "warning",
+            )
+        )
+    if gw.host in ANY_HOSTS and not gw.api_key_env:
+        findings.append(
+            Finding(
+                config,
+                key_path("gateway", "host"),
+                f"{show(gw.host)} accepts connections from anywhere and no api_key_env is set: anyone who reaches "
+                "the port can use every model",
+                "warning",
+            )
+        )
+    for field in ("host", "policy"):
+        if getattr(gw, field).startswith("-"):
+            findings.append(
+                Finding(
+                    config,
+                    key_path("gateway", field),
+                    f"{show(getattr(gw, field))} starts with '-': smg's argument parser would take it for a flag",
+                )
+            )
+    if any(u.name == GATEWAY_NAME for u in units):
+        findings.append(
+            Finding(
+                config,
+                key_path("instances", GATEWAY_NAME),
+                f"{show(GATEWAY_NAME)} is the gateway's name (launch-gateway.sh, program sglang-gateway): rename the instance",
+            )
+        )
+    gw_host = _host(gw.host)
+    for u in units:
+        if not u.enabled:
+            continue
+        where = key_path("instances", u.name)
+        if u.port in reserved and (
+            gw_host in ANY_HOSTS
+            or _host(u.host) in ANY_HOSTS
+            or _host(u.host) == gw_host
+            or reserved[u.port].endswith("prometheus-port")
+        ):
+            findings.append(
+                Finding(config, f"{where}.port", f"port {u.port} is also used by the gateway ({reserved[u.port]})")
+            )
+        if u.api_key_env and u.api_key_env != gw.api_key_env:
+            findings.append(
+                Finding(
+                    config,
+                    f"{where}.api_key_env",
+                    (
+                        "the gateway sends its own key (gateway.api_key_env) to every worker: an instance behind "
+                        "it needs the same api_key_env, or none"
+                    ),
+                )
+            )
+        if u.host in ANY_HOSTS:
+            findings.append(
+                Finding(
+                    config,
+                    f"{where}.host",
+                    f"{show(u.host)}: clients can reach this instance around the gateway; behind it, keep the default 127.0.0.1",
+                    "warning",
+                )
+            )
+    return findings
 
 
 # Linux refuses to exec a command with one argument or environment entry of 128 KiB or more (E2BIG).
@@ -557,11 +901,11 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
     return result
 
 
-def _allocate_ports(dep: Deployment, findings: list[Finding], reserved: t.Iterable[int] = ()) -> dict[str, int]:
-    """Explicit ports stay; the rest, in name order, get the lowest port ≥ base_port that no instance uses
-    (nor a rendezvous on node 0: `reserved`)."""
+def _allocate_ports(dep: Deployment, findings: list[Finding], reserved: set[int]) -> dict[str, int]:
+    """Explicit ports stay; the rest, in name order, get the lowest port ≥ base_port that no instance uses,
+    nor the gateway, nor a rendezvous on node 0 (`reserved`)."""
     ports = {i.name: i.port for i in dep.instances if i.port is not None}
-    used = set(ports.values()) | set(reserved)
+    used = set(ports.values()) | reserved
     candidate = dep.master.base_port
     for inst in dep.instances:
         if inst.port is not None or not inst.enable:

@@ -198,10 +198,15 @@ class _Dir:
 
     def previous_revisions(self) -> dict[str, str] | None:
         """instance → revision of each enabled instance the previous manifest lists (None: it records none)."""
+        from sglangc.resolve import GATEWAY_NAME
+
         doc = self._previous_doc()
         entries = doc.get("instances") if isinstance(doc, dict) else None
         if not isinstance(entries, list):
             return None
+        gateway = doc.get("gateway")
+        if isinstance(gateway, dict):
+            entries = [*entries, {**gateway, "name": GATEWAY_NAME}]
         found = {
             e["name"]: e["revision"]
             for e in entries

@@ -17,6 +17,7 @@ ROW = {
     "bench_hostile": "| check of ",
     "bench_runtime": "| entry-hook.sh, gates off, executed (median) | ≤ 20 ms |",
     "bench_install": "| install: unchanged re-run, ",
+    "bench_gateway": "| gateway: latency added at the median (",
 }
 
 

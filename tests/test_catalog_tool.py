@@ -291,3 +291,26 @@ def test_dump_tool_yaml_ok(dump_tool) -> None:
     assert ok("--tp-size") and ok("--bs") and ok("--trust-remote-code")
     assert not ok("--tf32")  # refused outright
     assert not ok("--old")  # a flag the merger turns into "--old true"
+
+
+# --- smg, SGLang's model gateway ---------------------------------------------------------------
+
+
+def test_smg_catalog_matches_real_parser(tmp_path: Path) -> None:
+    """compiler/catalogs/smg-<V>.json is what the dump tool makes from the real smg (the `test` extra installs
+    it, at the version catalog.SMG_VERSION names)."""
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    from sglangc.catalog import SMG_VERSION
+
+    assert importlib.metadata.version("smg") == SMG_VERSION
+    out = tmp_path / "smg.json"
+    subprocess.run([sys.executable, str(DUMP_TOOL), "--smg", "-o", str(out)], check=True, timeout=120)
+    shipped = CATALOG_DIR / f"smg-{SMG_VERSION}.json"
+    assert out.read_bytes() == shipped.read_bytes()
+    catalog = _load(shipped)
+    assert set(catalog) == {"format", "smg_version", "options"}
+    assert "cache_aware" in _option(catalog, "--policy")["choices"]
+    assert _option(catalog, "--api-key")["kind"] == "value"

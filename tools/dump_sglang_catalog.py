@@ -17,7 +17,14 @@ It builds ``argparse.ArgumentParser()``, calls
 
 serialised with ``json.dumps(..., indent=1, sort_keys=True)`` plus a newline.
 
-Stdlib only, besides sglang itself (and PyYAML, which SGLang's own --config
+With ``--smg`` it dumps the `smg launch` flags of SGLang's model gateway instead
+(``RouterArgs.add_cli_args`` of the installed ``smg``, without the router
+prefix), in the same format with ``smg_version`` in place of the SGLang keys:
+
+    VENV/bin/python tools/dump_sglang_catalog.py --smg \
+        -o compiler/catalogs/smg-1.13.0.json
+
+Stdlib only, besides sglang (or smg) itself (and PyYAML, which SGLang's own --config
 merger imports; the install script puts it in the venv).
 
 The catalog must not depend on the machine it is made on, so before sglang is
@@ -280,6 +287,36 @@ def build_catalog() -> dict[str, Any]:
     }
 
 
+def build_smg_catalog() -> dict[str, Any]:
+    """The flag catalog of `smg launch` (what smg's own `parse_router_args` builds)."""
+    from smg.router_args import RouterArgs
+
+    parser = argparse.ArgumentParser()
+    RouterArgs.add_cli_args(parser, use_router_prefix=False)
+    options = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction) or not action.option_strings:
+            continue
+        kind = _kind(action)
+        options.append(
+            {
+                "flags": list(action.option_strings),
+                "dest": action.dest,
+                "action": _action_name(action),
+                "kind": kind,
+                "type": _type_name(action, kind),
+                "choices": None if action.choices is None else _jsonable(action.choices),
+                "nargs": action.nargs,
+                "default": _jsonable(action.default),
+                "required": bool(action.required),
+                "deprecated": _deprecated(action),
+                "help": _help_first_line(action),
+            }
+        )
+    options.sort(key=lambda o: (o["flags"][0], o["dest"]))
+    return {"format": FORMAT, "smg_version": importlib.metadata.version("smg"), "options": options}
+
+
 def render(catalog: dict[str, Any]) -> str:
     return json.dumps(catalog, indent=1, sort_keys=True) + "\n"
 
@@ -287,8 +324,9 @@ def render(catalog: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("-o", "--output", help="write here instead of stdout")
+    ap.add_argument("--smg", action="store_true", help="dump the flags of `smg launch` (the model gateway)")
     args = ap.parse_args(argv)
-    text = render(build_catalog())
+    text = render(build_smg_catalog() if args.smg else build_catalog())
     if args.output:
         with open(args.output, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)

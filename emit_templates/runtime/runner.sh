@@ -14,23 +14,24 @@
 #   group master_enable        the supervisord group; whether supervisord starts the instances by itself
 #   ready_timeout stop_timeout seconds `wait` waits by default; seconds a server has to stop
 #   settle_seconds             how long supervisord may take to call a start RUNNING or FATAL
-#   units                      the enabled instances in start order, twelve words each (see `fields` below)
+#   units                      the enabled instances in start order, thirteen words each (see `fields` below)
 
 resolve_prefix
 
 # One array per field of `units`, indexed by instance: name, supervisord program, launch script, probe
 # address, port, log file, pid file, secrets file ('' when none), the variables holding its secrets and the
 # instances its launch script waits for (both space-separated), yes/no: whether `start` with no names starts
-# it (autostart), and its revision: a hash of its launch script, the runtime that sources and its program
-# section, which `reload` compares with the revision it runs at.
-fields=12
+# it (autostart), the path its readiness probe asks for (/health; the gateway's is /readiness), and its
+# revision: a hash of its launch script, the runtime that sources and its program section, which `reload`
+# compares with the revision it runs at.
+fields=13
 names=() programs=() launches=() hosts=() ports=() logs=() pid_files=() secrets=() key_envs=() deps=() autostarts=()
-revisions=()
+probes=() revisions=()
 for ((i = 0; i < ${#units[@]}; i += fields)); do
   names+=("${units[i]}") programs+=("${units[i + 1]}") launches+=("${units[i + 2]}") hosts+=("${units[i + 3]}")
   ports+=("${units[i + 4]}") logs+=("${units[i + 5]}") pid_files+=("${units[i + 6]}") secrets+=("${units[i + 7]}")
-  key_envs+=("${units[i + 8]}") deps+=("${units[i + 9]}") autostarts+=("${units[i + 10]}")
-  revisions+=("${units[i + 11]}")
+  key_envs+=("${units[i + 8]}") deps+=("${units[i + 9]}") autostarts+=("${units[i + 10]}") probes+=("${units[i + 11]}")
+  revisions+=("${units[i + 12]}")
 done
 count=${#names[@]}
 
@@ -135,7 +136,47 @@ log_tail() {
   done < <(tail -n "+${from:-1}" -- "${logs[$1]}" | tail -n "$2")
 }
 
-ready() { [ "$(http_status "${hosts[$1]}" "${ports[$1]}" /health 5 2>/dev/null)" = 200 ]; }
+ready() { [ "$(http_status "${hosts[$1]}" "${ports[$1]}" "${probes[$1]}" 5 2>/dev/null)" = 200 ]; }
+
+# Whether unit $1 is the gateway (SGLang's model gateway, smg): the row whose probe is smg's /readiness.
+is_gateway() { [ "${probes[$1]}" = /readiness ]; }
+
+# The workers the gateway (unit $1) sees healthy, by name, from its control plane (GET /workers, with the admin
+# key its launch script wrote into its private key file): `seen` ('' when it cannot be asked), `seen_of`.
+seen="" seen_n=0 seen_of=0
+gateway_workers() {
+  local key="" line body="" url healthy j
+  seen="" seen_n=0 seen_of=0
+  [ -r "${secrets[$1]}" ] || return 1
+  while IFS= read -r line; do
+    [[ $line =~ ^control-plane-api-key:\ \'(.*)\'$ ]] && key=${BASH_REMATCH[1]//\'\'/\'}
+  done <"${secrets[$1]}"
+  [ -n "$key" ] || return 1
+  exec 3<>"/dev/tcp/${hosts[$1]}/${ports[$1]}" || return 1
+  printf 'GET /workers HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n' "${hosts[$1]}" "$key" >&3
+  while IFS= read -r -t 5 line <&3 || [ -n "$line" ]; do
+    body+=$line
+    line=""
+  done
+  exec 3<&-
+  url=""
+  while IFS= read -r line; do
+    case $line in
+      '"url":"'*) url=${line#'"url":"'} url=${url%'"'} ;;
+      '"is_healthy":'*)
+        healthy=${line#'"is_healthy":'}
+        seen_of=$((seen_of + 1))
+        for j in "${!names[@]}"; do
+          if [ "$healthy" = true ] && ! is_gateway "$j" &&
+            { [ "$url" = "http://${hosts[$j]}:${ports[$j]}" ] || [ "$url" = "http://[${hosts[$j]}]:${ports[$j]}" ]; }; then
+            seen+="${seen:+, }${names[$j]}"
+            seen_n=$((seen_n + 1))
+          fi
+        done
+        ;;
+    esac
+  done < <(grep -o -E '"url":"[^"]*"|"is_healthy":(true|false)' <<<"$body")
+}
 
 # Whether pid $1 runs instance $2: its launch script, or the SGLang server on its port that it became.
 ours() {
@@ -143,7 +184,7 @@ ours() {
   proc_cmdline "$1" || return 1
   for w in "${proc_argv[@]}"; do
     [ "$w" != "${launches[$2]}" ] || return 0
-    [ "$w" != sglang.launch_server ] || server=1
+    [ "$w" != sglang.launch_server ] && [ "$w" != "$lib/gateway.py" ] || server=1
     if [ "$prev" = --port ] && [ "$w" = "${ports[$2]}" ]; then
       port=1
     fi
@@ -394,6 +435,10 @@ sv_stop() {
     return 0
   fi
   sv_targets
+  local i
+  for i in "${picked[@]}"; do # the gateway first: no request reaches a worker that drains
+    if is_gateway "$i"; then ctl stop "$group:${programs[$i]}" || rc=$?; fi
+  done
   ctl stop "${targets[@]}" || rc=$?
   if [ "$all_picked" = 1 ]; then
     pid=$(sv_pid)
@@ -514,7 +559,15 @@ fb_start() {
   return "$rc"
 }
 
-fb_stop() { stop_by_pid_files "${picked[@]}"; }
+# The gateway first (no request reaches a worker that drains), then the workers.
+fb_stop() {
+  local i
+  local -a rest=()
+  for i in "${picked[@]}"; do
+    if is_gateway "$i"; then stop_by_pid_files "$i"; else rest+=("$i"); fi
+  done
+  stop_by_pid_files "${rest[@]}"
+}
 
 # Instances in supervisord mode that run without it (supervisord was killed; its servers went on): replaced
 # cleanly before supervisord starts again, since it cannot adopt them and they hold their ports.
@@ -629,6 +682,7 @@ exit_meaning() {
     17) what="dependency not ready" ;;
     18) what="runtime directory unusable" ;;
     19) what="the weights do not fit the GPUs' memory" ;;
+    20) what="smg not installed" ;;
   esac
   printf '%s' "${what:+$1 = $what}"
 }
@@ -721,6 +775,9 @@ cmd_status() {
         [ "$state" = STOPPED ] && [ -z "$exit_code" ] || desc="$desc -- see: $0 logs ${names[$i]}"
         ;;
     esac
+    if is_gateway "$i" && [ "$health" = ready ] && gateway_workers "$i"; then
+      desc="$desc; workers healthy: ${seen:-none} ($seen_n of $seen_of)"
+    fi
     if [ "$format" = text ]; then
       printf '%-16s %-8s %-9s http://%s:%s  %s\n' "${names[$i]}" "$state" "$health" "${hosts[$i]}" "${ports[$i]}" "$desc"
     else
@@ -769,7 +826,10 @@ cmd_wait() {
     for i in "${pending[@]}"; do
       if ready "$i"; then
         now=$(now_us)
-        printf '%s: ready in %d.%d s\n' "${names[$i]}" $(((now - t0) / 1000000)) $(((now - t0) / 100000 % 10))
+        seen=""
+        ! is_gateway "$i" || gateway_workers "$i" || :
+        printf '%s: ready in %d.%d s%s\n' "${names[$i]}" $(((now - t0) / 1000000)) $(((now - t0) / 100000 % 10)) \
+          "${seen:+ (workers healthy: $seen)}"
       else
         left+=("$i")
       fi

@@ -13,38 +13,41 @@ import os
 import shutil
 import subprocess
 import tempfile
+import typing as t
 from pathlib import Path
 
 import pytest
 
 import readme
 from support import CATALOG, ROOT, SYSTEM_PATH, built_once, bundlekit, procs, wait_for
-from support.net import free_ports, http
+from support.net import free_port_run, free_ports, http
 from support.procs import kill_all, processes_with
 from support.standin import standin
 
 EXAMPLE = ROOT / "model-configs" / "sglang-glm-4.7-flash-tp8.toml"
+GATEWAY_EXAMPLE = ROOT / "model-configs" / "sglang-two-models-gateway.toml"
 KEY = "sk-boot-test-9f3a"
 
 
-@pytest.fixture(scope="session")
-def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The host side, once per session: a wheelhouse bundle (and its .sha256) of a template pinning the stand-ins,
-    built by `sglangc bundle`. Each test installs its own copy."""
+def _host_bundle(tmp_path_factory: pytest.TempPathFactory, gateway: bool) -> Path:
+    """The host side, once per session: a wheelhouse bundle (and its .sha256) of a template pinning the stand-ins
+    (and the real smg for the gateway), built by `sglangc bundle`. Each test installs its own copy."""
 
     def build(work: Path) -> None:
         wheels = work / "wheels"
         wheels.mkdir()
         standin.build_wheel(wheels, CATALOG)
         bundlekit.fake_torch_wheel(wheels, "2.9.1")
-        for wheel in bundlekit.third_party_wheels():
+        extra = bundlekit.third_party_wheels(packages=bundlekit.GATEWAY) if gateway else []
+        for wheel in bundlekit.third_party_wheels() + extra:
             shutil.copy(wheel, wheels)
         template = work / "template"
         template.mkdir()
+        smg = "".join(f'{p.split("==")[0]} = "=={p.split("==")[1]}"\n' for p in bundlekit.GATEWAY) if gateway else ""
         (template / "pixi.toml").write_text(
             '[workspace]\nname = "boot-test"\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n\n'
             '[dependencies]\npython = "3.11.*"\nsupervisor = "*"\npyyaml = "*"\n\n'
-            '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n'
+            '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\n' + smg
         )
         run(
             [
@@ -65,23 +68,56 @@ def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
             timeout=300,
         )
 
-    return built_once(tmp_path_factory, "boot-host-bundle", build) / "sglang-offline-bundle.tar"
+    name = "boot-host-bundle-gateway" if gateway else "boot-host-bundle"
+    return built_once(tmp_path_factory, name, build) / "sglang-offline-bundle.tar"
+
+
+@pytest.fixture(scope="session")
+def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _host_bundle(tmp_path_factory, gateway=False)
+
+
+@pytest.fixture(scope="session")
+def gateway_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _host_bundle(tmp_path_factory, gateway=True)
 
 
 @pytest.fixture
 def container(tmp_path: Path, host_bundle: Path):
     """A temporary root with the container's paths, a compiled example and the bundle mounted in its workspace."""
+    ports = free_ports(2)
+
+    def ports_of(text: str) -> str:
+        return text.replace("port = 30000", f"port = {ports[0]}").replace("port = 30001", f"port = {ports[1]}")
+
+    yield from _container(tmp_path, host_bundle, EXAMPLE, ports_of, ports)
+
+
+@pytest.fixture
+def gateway_container(tmp_path: Path, gateway_bundle: Path):
+    """The same, for the example with the gateway: its port, its metrics port and the instances' first port free."""
+    gateway, metrics = free_ports(2)
+    start = free_port_run(3)
+
+    def ports_of(text: str) -> str:
+        text = text.replace("[master]\n", f"[master]\nbase_port = {start}\n", 1)
+        return text.replace(
+            "[gateway]\n", f"[gateway]\nport = {gateway}\nserver_args = {{ prometheus-port = {metrics} }}\n", 1
+        )
+
+    yield from _container(tmp_path, gateway_bundle, GATEWAY_EXAMPLE, ports_of, [gateway, metrics])
+
+
+def _container(tmp_path: Path, bundle_built: Path, example: Path, ports_of: t.Callable[[str], str], ports: list[int]):
     root = tmp_path / "root"
     workspace = root / "hard/volume/workspace"
     workspace.mkdir(parents=True)
     runtime = Path(tempfile.mkdtemp(prefix="sgb-", dir="/tmp"))  # short: the supervisord socket lives here
-    ports = free_ports(2)
-    text = EXAMPLE.read_text().replace('"/llm-models/', f'"{root}/llm-models/')
-    text = text.replace("port = 30000", f"port = {ports[0]}").replace("port = 30001", f"port = {ports[1]}")
+    text = ports_of(example.read_text().replace('"/llm-models/', f'"{root}/llm-models/'))
     text = text.replace(
         "[master]\n", f'[master]\nruntime_dir = "{runtime}/run"\nlog_dir = "{root}/logs"\nstart_seconds = 2\n', 1
     )
-    config = tmp_path / EXAMPLE.name
+    config = tmp_path / example.name
     config.write_text(text)
     models = {line.split('"')[1] for line in text.splitlines() if line.startswith("model_path")}
     for model in models:
@@ -90,9 +126,9 @@ def container(tmp_path: Path, host_bundle: Path):
 
     app = root / "soft/app/sglang"
     run(["sglangc", "compile", str(config), "-o", str(app)])
-    bundle = workspace / host_bundle.name
+    bundle = workspace / bundle_built.name
     for suffix in ("", ".sha256"):
-        shutil.copyfile(f"{host_bundle}{suffix}", f"{bundle}{suffix}")
+        shutil.copyfile(f"{bundle_built}{suffix}", f"{bundle}{suffix}")
     env = {
         "PATH": SYSTEM_PATH,  # no supervisord here: it must come from the installed $PREFIX/bin
         "HOME": str(tmp_path),
@@ -269,3 +305,32 @@ def test_reload_of_a_recompiled_dir_then_a_second_boot_reuses_the_caches(contain
     seen = _environ(_pid(app, env, "sglang-flash-a"))
     assert Path(seen["SGLANG_CACHE_DIR"]) == cache and seen["SGLANG_JIT_CACHE_DIR"] == str(cache / "jit")
     assert (cache / "jit" / "kernel.so").read_bytes() == b"compiled at the first boot"
+
+
+def test_container_boots_with_the_gateway(gateway_container) -> None:
+    """The gateway example through the same boot: the bundle brings the real smg, the runner starts it with the
+    three instances, one port serves both models, and stop leaves nothing."""
+    app, env, (port, metrics), root, runtime = gateway_container
+    first = _boot(app, env)
+    assert first.stdout.rstrip().endswith("entrypoint-continues")
+    run(["bash", str(app / "check-and-run-sglang.sh"), "wait", "--timeout", "120"], env=env, timeout=180)
+    models = http(port, "/v1/models", key=KEY, timeout=10)
+    assert models.status == 200 and sorted(m["id"] for m in models.json()["data"]) == ["glm-4.7-flash", "qwen3-32b"]
+    for model in ("glm-4.7-flash", "qwen3-32b"):
+        status, reply = _chat(port, {"model": model, "messages": [{"role": "user", "content": "hello"}]})
+        assert status == 200 and reply["model"] == model and reply["choices"][0]["message"]["content"] == "hello"
+    body = {"model": "qwen3-32b", "messages": [{"role": "user", "content": "hello"}]}
+    assert http(port, "/v1/chat/completions", body=body, timeout=10).status == 401  # the key is required
+    assert http(metrics, "/metrics", timeout=10).status == 200
+    prefix = Path(env["AUTO_INFER_SGLANG_PIXI_PROJECT_DIR"]) / ".pixi/envs/default"
+    programs = run(
+        [str(prefix / "bin/supervisorctl"), "-c", str(app / "supervisord.conf"), "status"], timeout=30, ok=False
+    )
+    assert sorted((w[0], w[1]) for w in (line.split() for line in programs.stdout.splitlines())) == [
+        ("sglang:sglang-flash-0", "RUNNING"),
+        ("sglang:sglang-flash-1", "RUNNING"),
+        ("sglang:sglang-gateway", "RUNNING"),
+        ("sglang:sglang-qwen", "RUNNING"),
+    ], programs.stdout
+    run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, timeout=120)
+    _gone(root, runtime)

@@ -163,12 +163,13 @@ def test_packaged_template_pip_set() -> None:
         "pyyaml",
         "sglang==0.5.10.post1",
         "sglang-kernel==0.4.1",
+        "smg==1.13.0",
         "supervisor",
         "torch==2.9.1",
     ]
     assert indexes == ["https://download.pytorch.org/whl/cu129"]
     latest, indexes = _pip_requirements(template, template.environment("latest"))
-    assert "flashinfer-python[cu13]==0.7.2" in latest and "sglang==0.5.23" in latest
+    assert "flashinfer-python[cu13]==0.7.2" in latest and "sglang==0.5.23" in latest and "smg==1.13.0" in latest
     assert indexes == ["https://download.pytorch.org/whl/cu130"]
     assert _python_version(template.environment("default").conda["python"]) == "3.12"
 

@@ -136,13 +136,19 @@ def default_cache() -> Path:
     )
 
 
-def third_party_wheels(cache: Path | None = None, python: str = sys.executable) -> list[Path]:
-    """supervisor and PyYAML wheels (with their dependencies) for `python`, downloaded once into `cache`."""
+GATEWAY = ("smg==1.13.0",)  # SGLang's model gateway, for bundles that run [gateway]
+
+
+def third_party_wheels(
+    cache: Path | None = None, python: str = sys.executable, packages: tuple[str, ...] = THIRD_PARTY
+) -> list[Path]:
+    """supervisor and PyYAML wheels (or `packages`, e.g. GATEWAY) with their dependencies for `python`,
+    downloaded once into `cache`."""
     cache = Path(cache or default_cache())
     tag = subprocess.run(
         [python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    target = cache / f"wheels-{tag}"
+    target = cache / (f"wheels-{tag}" if packages == THIRD_PARTY else f"wheels-{tag}-{'-'.join(packages)}")
     with _locked(cache):
         done = target / ".complete"
         if not done.exists():
@@ -158,7 +164,7 @@ def third_party_wheels(cache: Path | None = None, python: str = sys.executable) 
                     "--only-binary=:all:",
                     "-d",
                     str(target),
-                    *THIRD_PARTY,
+                    *packages,
                 ],
                 check=True,
             )

@@ -63,6 +63,16 @@ def free_ports(count: int) -> list[int]:
     raise RuntimeError(f"no {count} free ports in {pool}")
 
 
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free ports (for ports that sglangc allocates from `master.base_port`)."""
+    pool = _port_pool()
+    for start in random.sample(range(pool.start, pool.stop - count), 200):
+        run = range(start, start + count)
+        if all(p not in _HELD and _bindable(p) for p in run) and all(_claim(p) for p in run):
+            return start
+    raise RuntimeError(f"no {count} consecutive free ports in {pool}")
+
+
 def free_port() -> int:
     return free_ports(1)[0]
 

@@ -81,7 +81,9 @@ def planned(version: str) -> list[tuple[str, t.Any, t.Any]]:
         result = check(config)
         assert result.plan is not None, f"{config}: {result.findings}"
         if result.plan.deployment.sglang_version == version:
-            units += [(f"{config}:{u.name}", u, result.plan.deployment.instance(u.name)) for u in result.plan.enabled]
+            units += [
+                (f"{config}:{u.name}", u, result.plan.deployment.instance(u.instance)) for u in result.plan.enabled
+            ]
     return units
 
 

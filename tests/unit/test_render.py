@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+import sglangc.render as render_module
 from conftest import EXAMPLES, ROOT, run_cli
 from sglangc.pipeline import check
 from sglangc.render import render
@@ -104,10 +105,15 @@ def test_snapshots(config, snapshot, monkeypatch):
             assert artifact.text == snapshot(name=name, extension_class=snapshot_extension(artifact.relpath))
 
 
-def test_static_files_are_verbatim_copies(monkeypatch):
-    artifacts = {a.relpath: a for a in render(checked_plan(EXAMPLES[0], monkeypatch), OUT)}
+@pytest.mark.parametrize("gateway", [False, True])
+def test_static_files_are_verbatim_copies(monkeypatch, gateway):
+    """The static runtime, copied verbatim; the gateway's files only with the gateway."""
+    example = next(e for e in EXAMPLES if ("[gateway]" in e.read_text()) == gateway)
+    artifacts = {a.relpath: a for a in render(checked_plan(example, monkeypatch), OUT)}
     static = {relpath for relpath, a in artifacts.items() if not a.generated}
-    assert static == {"pixi/pixi.toml", *(f"lib/{p.name}" for p in RUNTIME.iterdir() if p.suffix in (".sh", ".py"))}
+    names = render_module.RUNTIME + (render_module.GATEWAY_RUNTIME if gateway else ())
+    assert static == {"pixi/pixi.toml", *(f"lib/{name}" for name in names)}
+    assert {*render_module.RUNTIME, *render_module.GATEWAY_RUNTIME} == {p.name for p in RUNTIME.iterdir()}
     for relpath in static:
         source = RUNTIME / relpath[4:] if relpath.startswith("lib/") else ROOT / "emit_templates" / relpath
         assert artifacts[relpath].text == source.read_text(encoding="utf-8"), relpath
@@ -158,7 +164,7 @@ def test_every_script_passes_bash_n_and_shellcheck(tmp_path, monkeypatch):
                 assert not SOURCE_LINE.search(flat.read_text()), flat
                 whole.append(flat)
     assert len([s for s in generated if s.name == "entry-hook.sh"]) == len(CONFIGS)
-    for script in generated + [tmp_path / config_id(EXAMPLES[0]) / "lib" / p.name for p in RUNTIME.glob("*.sh")]:
+    for script in generated + sorted(RUNTIME.glob("*.sh")):
         done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, check=False)
         assert done.returncode == 0, done.stderr
     assert all(os.access(s, os.X_OK) for s in generated)
@@ -207,7 +213,13 @@ def test_supervisor_accepts_conf(config, tmp_path, short_dir, monkeypatch):
     groups = {g.name: g for g in options.process_group_configs}
     assert list(groups) == (["sglang"] if enabled else [])
     programs = {p.name: p for g in groups.values() for p in g.process_configs}
-    assert sorted(programs) == sorted(f"sglang-{n}" for n in enabled)
+    assert sorted(programs) == sorted(f"sglang-{n}" for n in [*enabled, *(["gateway"] if plan.gateway else [])])
+    if plan.gateway:  # after every instance: supervisord's own shutdown stops it first
+        gateway = programs["sglang-gateway"]
+        assert shlex.split(gateway.command) == [str(out / "launch-gateway.sh")]
+        assert gateway.stdout_logfile == str(log_dir / "sglangc" / "sglang-gateway.log")
+        assert gateway.priority > max(programs[f"sglang-{n}"].priority for n in enabled)
+        assert (gateway.stopsignal, gateway.stopasgroup, gateway.killasgroup) == (15, False, True)
     for name in enabled:
         program = programs[f"sglang-{name}"]
         assert shlex.split(program.command) == [str(out / f"launch-{name}.sh")]

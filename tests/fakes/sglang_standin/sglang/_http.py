@@ -32,6 +32,7 @@ class Status:
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 2048  # SGLang serves through uvicorn, whose listen backlog is 2048 (socketserver's: 5)
 
     def __init__(self, status: Status):
         self.status = status
@@ -53,6 +54,8 @@ def authorized(header: str | None, key: str) -> bool:
 
 class Handler(BaseHTTPRequestHandler):
     server: Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as uvicorn serves SGLang (every reply has a Content-Length)
+    disable_nagle_algorithm = True  # TCP_NODELAY, as uvicorn sets it: headers and body are separate writes
 
     def do_GET(self):
         self.route("GET")

@@ -23,9 +23,10 @@ stop_timeout=120
 settle_seconds=65
 # The enabled instances in start order: name, supervisord program, launch script, probe address, port,
 # log file, pid file, secrets file, the variables holding its secrets ('' when none), the instances it waits for,
-# whether `start` with no names starts it (autostart), its revision (what `reload` compares).
+# whether `start` with no names starts it (autostart), the path its readiness probe asks for, its revision (what
+# `reload` compares). The gateway (SGLang's model gateway, smg), when there is one, is the last row.
 units=(
-  dsv3 sglang-dsv3 /soft/app/sglang/launch-dsv3.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-dsv3.log /run/sglangc/pids/dsv3.pid /run/sglangc/secrets/dsv3.yaml SGLANG_API_KEY '' yes 295402ab58386f73
+  dsv3 sglang-dsv3 /soft/app/sglang/launch-dsv3.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-dsv3.log /run/sglangc/pids/dsv3.pid /run/sglangc/secrets/dsv3.yaml SGLANG_API_KEY '' yes /health 2a7432e44b4814c5
 )
 # Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
 # node 0's HOST:PORT (readiness is node 0's API, probed on that host).
