@@ -28,7 +28,7 @@ def cli() -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings as findings (exit 1).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
-    """Check CONFIG files: TOML syntax, schema, GPUs, ports, dependencies and SGLang flags.
+    """Check CONFIG files (`-`: standard input): TOML syntax, schema, GPUs, ports, dependencies and SGLang flags.
 
     Findings go to stderr, one per line; exit 0 when every config is valid, 1 otherwise.
     """
@@ -38,8 +38,9 @@ def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
     for config in configs:
         result = run_check(config)
         _print_findings(result.findings)
-        failed |= bool(result.errors) or (strict and bool(result.findings))
-        if result.plan is not None and not quiet:
+        refused = bool(result.errors) or (strict and bool(result.findings))
+        failed |= refused
+        if result.plan is not None and not refused and not quiet:
             from sglangc.report import summary  # only here: `check -q` does without it
 
             _echo(summary(result.plan))

@@ -34,9 +34,16 @@ class SourceDoc:
     data: dict[str, t.Any]
 
 
+STDIN = "<stdin>"  # what a config read from `-` is called in findings
+
+
 def load(path: str | Path) -> SourceDoc:
-    config = str(path)
-    raw = _read(Path(path), config)
+    """The config at `path`; `-` reads it from standard input."""
+    if str(path) == "-":
+        config, raw = STDIN, _read_stdin()
+    else:
+        config = str(path)
+        raw = _read(Path(path), config)
     return SourceDoc(config=config, raw=raw, data=parse(raw, config))
 
 
@@ -121,6 +128,15 @@ def _read(path: Path, config: str) -> bytes:
     if size > MAX_BYTES:
         fail(f"file is larger than {MAX_BYTES:,} bytes; a config may be at most {MAX_BYTES:,} bytes")
     return b"".join(chunks)
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            [Finding(STDIN, "", f"more than {MAX_BYTES:,} bytes; a config may be at most {MAX_BYTES:,} bytes")]
+        )
+    return data
 
 
 def _position(e: Exception, text: str) -> tuple[int, int]:

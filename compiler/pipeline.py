@@ -9,7 +9,7 @@ import typing as t
 from pathlib import Path
 
 from sglangc.errors import MAX_FINDINGS, Finding, key_path, show, sort_findings
-from sglangc.load import load
+from sglangc.load import SourceDoc, load
 from sglangc.validate import validate
 
 if t.TYPE_CHECKING:
@@ -41,25 +41,62 @@ def check(path: str | Path) -> Checked:
         doc = load(path)
     except ConfigError as e:
         return Checked(config, None, tuple(e.findings))
+    config = doc.config  # `-` is read from stdin and named <stdin>
     findings = validate(doc.data, config)
     if findings:
-        findings += _clean_instances(doc.data, findings, config)
-        return Checked(config, None, tuple(sort_findings(findings)))
+        clean = _without_broken_instances(doc, findings)
+        if clean is None:
+            findings += _clean_instances(doc.data, findings, config)
+            return Checked(config, None, tuple(sort_findings(findings)))
+        doc = clean
     dep = build(doc, default_version)
     catalog = load_catalog(dep.sglang_version)
     if catalog is None:
         message = f"no flag catalog for SGLang {show(dep.sglang_version)}; shipped: {', '.join(shipped_versions())}"
-        return Checked(config, None, (Finding(config, key_path("sglang_version"), message),))
+        return Checked(config, None, tuple(sort_findings([*findings, Finding(config, key_path("sglang_version"), message)])))
     from sglangc.resolve import resolve
 
-    plan, findings = resolve(dep, catalog)
+    plan, more = resolve(dep, catalog)
+    findings += more
     errors = any(f.severity == "error" for f in findings)
     return Checked(config, None if errors else plan, tuple(sort_findings(findings)))
 
 
+def _without_broken_instances(doc: SourceDoc, shape: list[Finding]) -> SourceDoc | None:
+    """When every shape finding lies inside some instance's table: the config without those instances (and
+    without the depends_on entries naming them), so that the cross-instance checks still run over the clean
+    ones. None when a finding lies elsewhere (master, the top level), or no instance is clean."""
+    instances = doc.data.get("instances")
+    if not isinstance(instances, dict):
+        return None
+    broken = set()
+    for finding in shape:
+        name = next((n for n in instances if _inside(finding.key, key_path("instances", n))), None)
+        if name is None:
+            return None
+        broken.add(name)
+    if len(broken) == len(instances):
+        return None
+    kept = {}
+    for name, raw in instances.items():
+        if name in broken:
+            continue
+        if isinstance(raw.get("depends_on"), list):
+            raw = {**raw, "depends_on": [d for d in raw["depends_on"] if d not in broken]}
+        kept[name] = raw
+    data = {**doc.data, "instances": kept}
+    if validate(data, doc.config):  # cannot happen for a table that had no finding; never plan from it
+        return None
+    return dataclasses.replace(doc, data=data)
+
+
+def _inside(key: str, prefix: str) -> bool:
+    return key == prefix or key.startswith((f"{prefix}.", f"{prefix}["))
+
+
 def _clean_instances(data: dict[str, t.Any], shape: list[Finding], config: str) -> list[Finding]:
     """With shape errors elsewhere, the findings of each instance whose own table is clean, so that one run
-    reports as much as it can. Cross-instance checks (GPUs, ports, depends_on) wait for a clean config."""
+    reports as much as it can. Cross-instance checks (GPUs, ports, depends_on) wait for a clean master."""
     from sglangc.catalog import default_version, load_catalog
     from sglangc.model import build_instance
     from sglangc.resolve import check_instance
@@ -74,9 +111,7 @@ def _clean_instances(data: dict[str, t.Any], shape: list[Finding], config: str) 
     findings = []
     for instance, raw in sorted(instances.items()):
         prefix = key_path("instances", instance)
-        if isinstance(raw, dict) and not any(
-            f.key == prefix or f.key.startswith((f"{prefix}.", f"{prefix}[")) for f in shape
-        ):
+        if isinstance(raw, dict) and not any(_inside(f.key, prefix) for f in shape):
             findings += check_instance(build_instance(instance, raw), catalog, config)[1]
             if len(findings) > MAX_FINDINGS:
                 break

@@ -2,7 +2,7 @@
 
 A case holds `config.toml`, optionally `args` (extra `sglangc check` options, one per line) and
 `expected.txt`: for an invalid case the exact stderr of `sglangc check config.toml`; for a valid one,
-if present, the exact stdout.
+if present, the exact stdout. When `args` holds `-`, config.toml is given on standard input instead.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ def _cases(kind: str) -> list[Path]:
 
 def _run(case: Path):
     args = (case / "args").read_text().split() if (case / "args").exists() else []
+    if "-" in args:
+        return run_cli("check", *args, cwd=case, input=(case / "config.toml").read_bytes())
     return run_cli("check", *args, "config.toml", cwd=case)
 
 
