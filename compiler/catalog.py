@@ -50,6 +50,7 @@ class Option:
     deprecated: bool
     help: str
     yaml_ok: bool = True  # SGLang's --config YAML can set it
+    json: bool = False  # SGLang reads its value (each value, for a list) as JSON text: TOML tables/arrays fit
 
     @property
     def name(self) -> str:
@@ -142,6 +143,7 @@ def load_catalog(version: str) -> Catalog | None:
             deprecated=entry["deprecated"],
             help=entry["help"],
             yaml_ok=entry.get("yaml_ok", True),
+            json=entry.get("json", False),
         )
         for flag in option.flags:
             options[flag[2:]] = option
@@ -282,18 +284,18 @@ def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:
         return [f"--{option.name}" if value != negative else f"--no-{option.name}"], ""
     if option.kind == "optional_value" and value is True:
         return [flag], ""
-    if option.type in ("json", "json_list") and isinstance(value, (dict, list)):
-        try:
-            return [flag, json.dumps(value, ensure_ascii=False, allow_nan=False)], ""
-        except (TypeError, ValueError):
-            return [], "cannot be written as JSON: TOML dates, times, inf and nan have no JSON form"
+    if option.json and option.kind != "list" and isinstance(value, (dict, list)):
+        if option.type == "json_list" and not isinstance(value, list):
+            return [], "expected a list (SGLang reads a JSON list here)"
+        word, problem = _json_word(value)
+        return ([flag, word], "") if not problem else ([], problem)
     if option.kind == "list":
         items = value if isinstance(value, list) else [value]
         if not items and option.nargs == "+":
             return [], "needs at least one value"
         words = []
         for item in items:
-            word, problem = _word(option, item)
+            word, problem = _json_word(item) if option.json and isinstance(item, dict) else _word(option, item)
             if problem:
                 return [], problem
             words.append(word)
@@ -302,6 +304,14 @@ def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:
         return [], f"takes one value, not {_kind(value)}"
     word, problem = _word(option, value)
     return ([flag, word], "") if not problem else ([], problem)
+
+
+def _json_word(value: t.Any) -> tuple[str, str]:
+    """A TOML table or array as SGLang reads it: compact JSON with sorted keys."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")), ""
+    except (TypeError, ValueError):
+        return "", "cannot be written as JSON: TOML dates, times, inf and nan have no JSON form"
 
 
 def _word(option: Option, value: t.Any) -> tuple[str, str]:

@@ -456,13 +456,13 @@ def test_argv_server_args_sorted_after_typed_fields(resolve):
         ('"lora-paths" = []', ["--lora-paths"]),  # nargs="*" may be empty
         (
             '"default-chat-template-kwargs" = { enable_thinking = false, n = 2, s = "é" }',
-            ["--default-chat-template-kwargs", '{"enable_thinking": false, "n": 2, "s": "é"}'],
-        ),  # table → JSON text
+            ["--default-chat-template-kwargs", '{"enable_thinking":false,"n":2,"s":"é"}'],
+        ),  # table → compact JSON text
         (
             '"default-chat-template-kwargs" = \'{"a": 1}\'',
             ["--default-chat-template-kwargs", '{"a": 1}'],
         ),  # JSON string
-        ('"forward-hooks" = ["x", 1]', ["--forward-hooks", '["x", 1]']),  # list for a JSON-list flag
+        ('"forward-hooks" = ["x", 1]', ["--forward-hooks", '["x",1]']),  # list for a JSON-list flag
         ('"context-length" = "128k"', ["--context-length", "128k"]),
         ('"schedule-conservativeness" = 1', ["--schedule-conservativeness", "1"]),  # int for a float flag
         ('"schedule-conservativeness" = 0.25', ["--schedule-conservativeness", "0.25"]),
