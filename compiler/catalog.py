@@ -35,7 +35,13 @@ OWNED = {
     "gpu-id-step": "gpu_ids",
 }
 SECRET_WORDS = frozenset({"key", "password", "passwd", "secret", "token", "credential", "credentials"})
-_HUMAN_INT = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]i?)?$")
+# SGLang's human_readable_int (srt/utils/common.py, the same in every shipped version): after strip(), a number
+# with a case-sensitive SI suffix (decimals allowed) or IEC suffix (whole numbers only), else what int() reads.
+_HUMAN_INT = re.compile(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)")
+_SIZE_RULE = (
+    "write an integer, or a number with a case-sensitive suffix: k, M, G, T (powers of 1000, decimals "
+    'allowed: "128k" is 128000) or Ki, Mi, Gi, Ti (powers of 1024, whole numbers only: "128Ki" is 131072)'
+)
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")  # what argparse takes for a value, not a flag
 
 
@@ -331,12 +337,10 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
 
             word = format(Decimal(word), "f")
     elif kind == "human_int":
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, str))
-            or (isinstance(value, str) and not _HUMAN_INT.match(value))
-        ):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
             return "", f'expected an integer such as 131072 or "128k", not {_kind(value)}'
+        if isinstance(value, str) and (problem := _size_problem(value)):
+            return "", problem
         word = str(value)
     elif kind == "bool":
         if not isinstance(value, bool):
@@ -361,6 +365,21 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
     if option.choices is not None and word not in {str(c) for c in option.choices}:
         return "", f"invalid choice {show(word)}; choose from: {', '.join(map(str, option.choices))}"
     return word, ""
+
+
+def _size_problem(text: str) -> str:
+    """Why SGLang's human_readable_int refuses `text`, or "" when it reads it."""
+    match = _HUMAN_INT.fullmatch(text.strip())
+    if match:
+        number, suffix = match.groups()
+        if "i" in suffix and "." in number:
+            return f"{show(text)}: IEC suffixes ({suffix}) take whole numbers only; {_SIZE_RULE}"
+        return ""
+    try:
+        int(text)
+    except ValueError:
+        return f"{show(text)} is not a size SGLang reads; {_SIZE_RULE}"
+    return ""
 
 
 def _kind(value: t.Any) -> str:
