@@ -187,6 +187,7 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
     argv: list[str] = []
     findings: list[Finding] = []
     pp_size, dp_attention = 1, False
+    given: dict[tuple[str, ...], str] = {}  # option → the first key that set it
     for key, value in inst.server_args:
         if len(findings) > MAX_FINDINGS:
             break  # checked no further: each unknown flag costs a did-you-mean search
@@ -201,6 +202,13 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
             continue
         if option.owner:
             add(f"--{key} is set by the field `{option.owner}`; use that instead")
+            continue
+        first = given.setdefault(option.flags, key)
+        if first != key:
+            add(
+                f"{show(first)} and {show(key)} both set --{option.name} (SGLang would keep whichever comes last, "
+                "silently): give it once"
+            )
             continue
         if option.secret:
             add(
