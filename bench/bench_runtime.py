@@ -46,6 +46,7 @@ def compile_config(work: Path, project: Path, instances: str) -> Path:
                 "version = 1",
                 'sglang_version = "0.5.23"',
                 "[master]",
+                'pixi_environment = "latest"',
                 f"pixi_project_dir = {json.dumps(str(project))}",
                 f"log_dir = {json.dumps(str(work / 'logs'))}",
                 f"runtime_dir = {json.dumps(str(run_dir / 'run'))}",

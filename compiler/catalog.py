@@ -118,6 +118,14 @@ def template_versions() -> dict[str, str]:
     return versions
 
 
+@functools.lru_cache(maxsize=1)
+def template_environments() -> tuple[str, ...]:
+    """The environments of the shipped Pixi template (what `sglangc bundle -e` takes)."""
+    from sglangc.pixitemplate import Template
+
+    return tuple(Template.load(None).environments())
+
+
 def default_version(environment: str) -> str:
     """`sglang_version` when a config sets none: what the template pins for its environment, else for `default`."""
     versions = template_versions()

@@ -54,12 +54,44 @@ def check(path: str | Path) -> Checked:
     if catalog is None:
         message = f"no flag catalog for SGLang {show(dep.sglang_version)}; shipped: {', '.join(shipped_versions())}"
         return Checked(config, None, tuple(sort_findings([*findings, Finding(config, key_path("sglang_version"), message)])))
+    findings += _version_agreement(doc.data, dep, config)
     from sglangc.resolve import resolve
 
     plan, more = resolve(dep, catalog)
     findings += more
     errors = any(f.severity == "error" for f in findings)
     return Checked(config, None if errors else plan, tuple(sort_findings(findings)))
+
+
+def _version_agreement(data: dict[str, t.Any], dep: t.Any, config: str) -> list[Finding]:
+    """`master.pixi_environment` must be an environment of the shipped Pixi template, and a `sglang_version` the
+    config names must be what that environment installs: the flags are checked against the SGLang that runs."""
+    from sglangc.catalog import template_environments, template_versions
+
+    environment = dep.master.pixi_environment
+    environments = template_environments()
+    if environment not in environments:
+        return [
+            Finding(
+                config,
+                key_path("master", "pixi_environment"),
+                f"{show(environment)} is not an environment of the shipped Pixi template (`sglangc bundle -e` "
+                f"refuses it too); its environments: {', '.join(environments)}",
+            )
+        ]
+    installs = template_versions().get(environment)
+    if "sglang_version" not in data or installs in (None, dep.sglang_version):
+        return []
+    others = [e for e, v in template_versions().items() if v == dep.sglang_version]
+    fix = f', or master.pixi_environment = "{others[0]}", which installs it' if others else ""
+    return [
+        Finding(
+            config,
+            key_path("sglang_version"),
+            f"{show(dep.sglang_version)} is not what master.pixi_environment = {show(environment)} installs "
+            f'(SGLang {installs}): write sglang_version = "{installs}"{fix}',
+        )
+    ]
 
 
 def _without_broken_instances(doc: SourceDoc, shape: list[Finding]) -> SourceDoc | None:

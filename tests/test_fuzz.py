@@ -238,7 +238,7 @@ def clean_config(draw: st.DrawFn) -> dict[str, t.Any]:
     """A config that mostly passes: GPUs, ports, dependencies and flags consistent, strings hostile but legal."""
     names = draw(st.lists(VALID_NAMES, min_size=1, max_size=4, unique=True))
     explicit = draw(st.booleans())  # explicit GPU ids (one each, maybe shared) or "auto" on 8 GPUs
-    doc: dict[str, t.Any] = {"version": 1, "sglang_version": "0.5.23", "master": {}}
+    doc: dict[str, t.Any] = {"version": 1, "sglang_version": "0.5.23", "master": {"pixi_environment": "latest"}}
     if not explicit:
         doc["master"]["gpu_count"] = 8
     if draw(st.booleans()):

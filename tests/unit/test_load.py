@@ -12,7 +12,7 @@ import pytest
 
 from support.cli import run_cli
 
-VALID = 'version = 1\nsglang_version = "0.5.23"\n[instances.a]\nmodel_path = "/llm-models/a"\ngpu_ids = [0]\n'
+VALID = 'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_environment = "latest"\n[instances.a]\nmodel_path = "/llm-models/a"\ngpu_ids = [0]\n'
 DEPTH = 5000
 
 

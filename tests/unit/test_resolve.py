@@ -16,13 +16,16 @@ from sglangc.pipeline import Checked, check
 from sglangc.report import plan_json
 
 HEADER = 'version = 1\nsglang_version = "0.5.23"\n'
+LATEST = 'pixi_environment = "latest"'
 
 
 @pytest.fixture
 def resolve(tmp_path: Path) -> t.Callable[..., Checked]:
     def run(body: str, name: str = "config.toml") -> Checked:
         path = tmp_path / name
-        path.write_text(HEADER + body, encoding="utf-8")
+        # the version 0.5.23 is what the template's `latest` environment installs
+        text = body.replace("[master]\n", f"[master]\n{LATEST}\n", 1) if "[master]\n" in body else f"[master]\n{LATEST}\n{body}"
+        path.write_text(HEADER + text, encoding="utf-8")
         return check(path)
 
     return run
