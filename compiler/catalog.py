@@ -95,12 +95,21 @@ class Catalog:
 
 @dataclasses.dataclass(frozen=True)
 class FlagCheck:
-    """What one instance's flags turned into: argv words for `server_args`, findings, and the parallelism they imply."""
+    """What one instance's flags turned into: argv words for `server_args`, findings, and the parallel layout they
+    give as SGLang resolves it (`replicas`: data-parallel copies, each tp × pp GPUs; `attention_dp`: the attention
+    data-parallel ranks inside one TP group). `layout_known` is false when a flag of the layout was refused: the
+    GPU count of the instance is then not checked (its finding says what to fix)."""
 
     argv: tuple[str, ...]
     findings: tuple[Finding, ...]
     pp_size: int = 1
-    dp_attention: bool = False
+    replicas: int = 1
+    attention_dp: int = 1
+    layout_known: bool = True
+
+    @property
+    def dp_attention(self) -> bool:
+        return self.attention_dp > 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -194,7 +203,7 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
     """Check every `server_args` entry against the catalog and build its argv words."""
     argv: list[str] = []
     findings: list[Finding] = []
-    pp_size, dp_attention = 1, False
+    layout: dict[str, t.Any] = {}  # the layout flags SGLang will get, by their name in _LAYOUT_FLAGS
     given: dict[tuple[str, ...], str] = {}  # option → the first key that set it
     for key, value in inst.server_args:
         if len(findings) > MAX_FINDINGS:
@@ -208,6 +217,7 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         if option is None:
             add(_not_found(key, catalog))
             continue
+        shapes = _layout_name(option)
         if option.owner:
             add(f"--{key} is set by the field `{option.owner}`; use that instead")
             continue
@@ -235,13 +245,66 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         if option.deprecated:
             add(f"--{key} is deprecated in SGLang {catalog.version}: {option.help or 'see its docs'}", "warning")
         argv.extend(words)
-        if option.is_("pp-size"):
-            pp_size = int(value)
-        elif option.is_("enable-dp-attention"):
-            dp_attention = dp_attention or value is True
-        elif option.is_("attn-dp-size"):
-            dp_attention = dp_attention or _as_int(value) > 1
-    return FlagCheck(tuple(argv), tuple(findings), pp_size, dp_attention)
+        if shapes:
+            layout[shapes] = value
+    if len(layout) < sum(1 for k, _ in inst.server_args if (o := catalog.options.get(k)) and _layout_name(o)):
+        return FlagCheck(tuple(argv), tuple(findings), layout_known=False)  # a refused value: its finding says it
+    return _layout(inst, catalog, config, tuple(argv), findings, layout)
+
+
+# The flags of server_args that shape the parallel layout (primary names; aliases share their option).
+_LAYOUT_FLAGS = frozenset({"pp-size", "attn-dp-size", "enable-dp-attention"})
+
+
+def _layout_name(option: Option) -> str | None:
+    return next((n for n in option.names if n in _LAYOUT_FLAGS), None)
+
+
+def _layout(
+    inst: Instance, catalog: Catalog, config: str, argv: tuple[str, ...], findings: list[Finding], flags: dict[str, t.Any]
+) -> FlagCheck:
+    """The parallel layout as SGLang `catalog.version` resolves it at start-up, and the layouts it refuses there.
+
+    With `attn-dp-size` (0.5.2x): the deprecated `enable-dp-attention` turns dp_size N into attention-DP size N
+    and one replica; attention DP beside data-parallel replicas is refused; tp_size must be divisible by the
+    attention-DP size (srt/arg_groups/parallel_hook.py). Without it (0.5.10): `enable-dp-attention` with
+    dp_size 1 is off; with dp_size N the N ranks live inside the TP group, and tp_size % N must be 0
+    (ServerArgs._handle_data_parallelism). Expert parallelism adds no GPUs and no check at start-up."""
+    pp = int(flags.get("pp-size", 1))
+    tp, dp = inst.tp_size, inst.dp_size
+    enabled = flags.get("enable-dp-attention") is True
+    version = catalog.version
+    prefix = key_path("instances", inst.name)
+    problems = []
+    if "attn-dp-size" in catalog.options:
+        attn = int(flags.get("attn-dp-size", 1))
+        where = f"{prefix}.server_args.attn-dp-size"
+        named = f"attn-dp-size {attn}"
+        if enabled and attn == 1:
+            attn, dp = dp, 1
+            where, named = f"{prefix}.dp_size", f"dp_size {attn} with enable-dp-attention (attention-DP size {attn})"
+        if attn > 1 and dp > 1:
+            problems.append(
+                (
+                    where,
+                    f"dp_size {dp} with attn-dp-size {attn}: SGLang {version} refuses data-parallel replicas "
+                    "combined with attention data parallelism at start-up; use one of them",
+                )
+            )
+    else:
+        attn = dp if enabled and dp > 1 else 1
+        dp = 1 if attn > 1 else dp
+        where, named = f"{prefix}.dp_size", f"dp_size {attn} with enable-dp-attention"
+    if attn > 1 and tp % attn:
+        problems.append(
+            (
+                where,
+                f"{named} needs tp_size divisible by {attn}, not {tp}: SGLang {version} runs the {attn} attention "
+                f"data-parallel ranks inside the TP group of tp_size GPUs and refuses this layout at start-up",
+            )
+        )
+    findings += [Finding(config, k, m) for k, m in problems]
+    return FlagCheck(argv, tuple(findings), pp, dp, attn, layout_known=not problems)
 
 
 def check_server_args_env(inst: Instance, catalog: Catalog, config: str) -> list[Finding]:
@@ -406,13 +469,6 @@ def _kind(value: t.Any) -> str:
     if isinstance(value, str):
         return f"a string ({show(value)})"
     return "a list" if isinstance(value, list) else "a table"
-
-
-def _as_int(value: t.Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _version_key(version: str) -> tuple[t.Any, ...]:

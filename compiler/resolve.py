@@ -326,12 +326,13 @@ def _check_env(inst: Instance, config: str) -> list[Finding]:
 
 
 def _gpus_needed(inst: Instance, flags: FlagCheck) -> tuple[int, str]:
-    """GPUs an instance needs, and the product that says why (DP attention runs inside the TP group)."""
-    tp, pp, dp = inst.tp_size, flags.pp_size, inst.dp_size
+    """GPUs an instance needs as SGLang lays it out, and the product that says why."""
+    tp, pp, dp = inst.tp_size, flags.pp_size, flags.replicas
     if flags.dp_attention:
         return (
-            tp * pp,
-            f"tp_size {tp} × pp-size {pp} = {tp * pp} (with DP attention, data-parallel ranks run inside the TP group)",
+            tp * pp * dp,
+            f"tp_size {tp} × pp-size {pp}{f' × dp_size {dp}' if dp > 1 else ''} = {tp * pp * dp} (with DP attention, "
+            f"the {flags.attention_dp} attention data-parallel ranks run inside the TP group)",
         )
     return tp * pp * dp, f"tp_size {tp} × pp-size {pp} × dp_size {dp} = {tp * pp * dp}"
 
@@ -345,6 +346,8 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
         where = key_path("instances", inst.name, "gpu_ids")
         need, formula = _gpus_needed(inst, flags[inst.name])
         ids = inst.gpu_ids if inst.gpu_ids is not None or count is None else "auto"
+        if not flags[inst.name].layout_known:
+            continue  # a finding already says what is wrong with the layout; its GPUs wait for the fix
         if ids is None:
             findings.append(Finding(config, where, 'required: list the GPU ids, or set master.gpu_count to use "auto"'))
         elif isinstance(ids, str):  # "auto"

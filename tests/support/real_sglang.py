@@ -150,7 +150,7 @@ model = tempfile.mkdtemp(prefix="tiny-model-")
 with open(os.path.join(model, "config.json"), "w") as f:
     json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
                "intermediate_size": 128, "num_attention_heads": 8, "num_key_value_heads": 8,
-               "num_hidden_layers": 2, "vocab_size": 256, "max_position_embeddings": 4096,
+               "num_hidden_layers": 2, "vocab_size": 256, "max_position_embeddings": 1048576,
                "rms_norm_eps": 1e-5, "torch_dtype": "bfloat16"}, f)
 fd, secret = tempfile.mkstemp(suffix=".yaml")
 os.write(fd, b"api-key: 'sk-test'\n")
