@@ -91,6 +91,20 @@ class Catalog:
     options: dict[str, Option]  # every option string, aliases included, without the leading "--"
     reasoning_parsers: tuple[str, ...]
     tool_call_parsers: tuple[str, ...]
+    why: str = ""  # why a config is checked against this version: `sglang_version = "…"` or the environment's pin
+
+
+def chosen_catalog(data: dict[str, t.Any]) -> Catalog | None:
+    """The catalog a decoded config is checked against (None when its version has none), saying why."""
+    version, master = data.get("sglang_version"), data.get("master")
+    environment = master.get("pixi_environment", "default") if isinstance(master, dict) else "default"
+    if isinstance(version, str):
+        why = f"sglang_version = {show(version)}"
+    else:
+        environment = environment if isinstance(environment, str) else "default"
+        version, why = default_version(environment), f"master.pixi_environment = {show(environment)}"
+    catalog = load_catalog(version)
+    return dataclasses.replace(catalog, why=why) if catalog is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,9 +354,12 @@ def _not_found(key: str, catalog: Catalog) -> str:
         return f"write flags without the leading dashes: {show(key.lstrip('-'))}"
     if "_" in key and key.replace("_", "-") in catalog.options:
         return f"SGLang flags use dashes: write {show(key.replace('_', '-'))}"
+    elsewhere = _in_other_versions(key, catalog)
     matches = sorted(name for name in catalog.options if name.startswith(key))
     distinct = {catalog.options[name].flags for name in matches}
     prefixed = matches if len(distinct) > 1 else matches[:1]
+    if elsewhere:  # the exact name of another version: that, not a look-alike, is what the config means
+        return f"{elsewhere}; write one of: {', '.join(prefixed[:8])}" if prefixed else elsewhere
     if len(prefixed) == 1:
         owner = catalog.options[prefixed[0]].owner
         if owner:
@@ -353,6 +370,21 @@ def _not_found(key: str, catalog: Catalog) -> str:
     close = difflib.get_close_matches(key, list(catalog.options), n=1, cutoff=0.7)
     hint = f"; did you mean {show(close[0])}?" if close else ""
     return f"unknown flag for SGLang {catalog.version}{hint}"
+
+
+def _in_other_versions(key: str, catalog: Catalog) -> str:
+    """For a flag this version lacks: the shipped version that added it, or the last that had it; else ""."""
+    current = _version_key(catalog.version)
+    having = [v for v in shipped_versions() if v != catalog.version and key in (load_catalog(v) or catalog).options]
+    later = [v for v in having if _version_key(v) > current]
+    if later:
+        when = f"added in SGLang {later[0]}"
+    elif having:
+        when = f"removed after SGLang {having[-1]}"
+    else:
+        return ""
+    because = f" because {catalog.why}" if catalog.why else ""
+    return f"unknown flag for SGLang {catalog.version}: {when} (this config checks against {catalog.version}{because})"
 
 
 def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:

@@ -32,7 +32,7 @@ class Checked:
 
 
 def check(path: str | Path) -> Checked:
-    from sglangc.catalog import default_version, load_catalog, shipped_versions
+    from sglangc.catalog import chosen_catalog, default_version, shipped_versions
     from sglangc.errors import ConfigError
     from sglangc.model import build
 
@@ -44,13 +44,14 @@ def check(path: str | Path) -> Checked:
     config = doc.config  # `-` is read from stdin and named <stdin>
     findings = validate(doc.data, config)
     if findings:
+        findings = _flags_out_of_place(doc.data, findings)
         clean = _without_broken_instances(doc, findings)
         if clean is None:
             findings += _clean_instances(doc.data, findings, config)
             return Checked(config, None, tuple(sort_findings(findings)))
         doc = clean
     dep = build(doc, default_version)
-    catalog = load_catalog(dep.sglang_version)
+    catalog = chosen_catalog(doc.data)
     if catalog is None:
         message = f"no flag catalog for SGLang {show(dep.sglang_version)}; shipped: {', '.join(shipped_versions())}"
         return Checked(config, None, tuple(sort_findings([*findings, Finding(config, key_path("sglang_version"), message)])))
@@ -61,6 +62,31 @@ def check(path: str | Path) -> Checked:
     findings += more
     errors = any(f.severity == "error" for f in findings)
     return Checked(config, None if errors else plan, tuple(sort_findings(findings)))
+
+
+def _flags_out_of_place(data: dict[str, t.Any], shape: list[Finding]) -> list[Finding]:
+    """An unknown instance key that is an SGLang flag (`context_length`, `context-length`) says where it goes."""
+    from sglangc.catalog import chosen_catalog
+
+    instances, catalog = data.get("instances"), chosen_catalog(data)
+    if catalog is None or not isinstance(instances, dict):
+        return shape
+    where = {
+        key_path("instances", name, key): key
+        for name, raw in instances.items()
+        if isinstance(raw, dict)
+        for key in raw
+        if isinstance(key, str)
+    }
+    out = []
+    for finding in shape:
+        key = where.get(finding.key)
+        option = catalog.options.get(key.replace("_", "-")) if key and finding.message.startswith("unknown key") else None
+        if option is not None and not option.owner:
+            flag = key_path("server_args", key.replace("_", "-"))
+            finding = dataclasses.replace(finding, message=f"SGLang flags go in server_args: {flag}")
+        out.append(finding)
+    return out
 
 
 def _version_agreement(data: dict[str, t.Any], dep: t.Any, config: str) -> list[Finding]:
@@ -129,15 +155,11 @@ def _inside(key: str, prefix: str) -> bool:
 def _clean_instances(data: dict[str, t.Any], shape: list[Finding], config: str) -> list[Finding]:
     """With shape errors elsewhere, the findings of each instance whose own table is clean, so that one run
     reports as much as it can. Cross-instance checks (GPUs, ports, depends_on) wait for a clean master."""
-    from sglangc.catalog import default_version, load_catalog
+    from sglangc.catalog import chosen_catalog
     from sglangc.model import build_instance
     from sglangc.resolve import check_instance
 
-    instances, version, master = data.get("instances"), data.get("sglang_version"), data.get("master")
-    environment = master.get("pixi_environment") if isinstance(master, dict) else None
-    if version is None:
-        version = default_version(environment if isinstance(environment, str) else "default")
-    catalog = load_catalog(version) if isinstance(version, str) else None
+    instances, catalog = data.get("instances"), chosen_catalog(data)
     if catalog is None or not isinstance(instances, dict):
         return []
     findings = []
