@@ -275,7 +275,12 @@ def _layout_name(option: Option) -> str | None:
 
 
 def _layout(
-    inst: Instance, catalog: Catalog, config: str, argv: tuple[str, ...], findings: list[Finding], flags: dict[str, t.Any]
+    inst: Instance,
+    catalog: Catalog,
+    config: str,
+    argv: tuple[str, ...],
+    findings: list[Finding],
+    flags: dict[str, t.Any],
 ) -> FlagCheck:
     """The parallel layout as SGLang `catalog.version` resolves it at start-up, and the layouts it refuses there.
 

@@ -27,13 +27,28 @@ def cli() -> None:
 @click.argument("configs", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=str))
 @click.option("--strict", is_flag=True, help="Treat warnings as findings (exit 1).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-def check(configs: tuple[str, ...], strict: bool, quiet: bool) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: findings on stderr; json: one document with every finding on stdout (docs/check-json.md).",
+)
+def check(configs: tuple[str, ...], strict: bool, quiet: bool, fmt: str) -> None:
     """Check CONFIG files (`-`: standard input): TOML syntax, schema, GPUs, ports, dependencies and SGLang flags.
 
     Findings go to stderr, one per line; exit 0 when every config is valid, 1 otherwise.
     """
     from sglangc.pipeline import check as run_check
 
+    if fmt == "json":
+        from sglangc.report import check_json
+
+        results = [run_check(config) for config in configs]
+        sys.stdout.buffer.write(check_json(results, strict).encode("utf-8", "backslashreplace"))
+        failed = any(r.errors or (strict and r.findings) for r in results)
+        sys.exit(OUTCOME_FINDINGS if failed else OUTCOME_OK)
     failed = False
     for config in configs:
         result = run_check(config)

@@ -176,3 +176,42 @@ def _depth(data: t.Any) -> int:
             deepest = max(deepest, depth + 1)
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
+
+
+_BARE = r"[A-Za-z0-9_-]+"
+
+
+def locate(raw: bytes, key: str) -> tuple[int, int]:
+    """Where a dotted key path (`instances.a.server_args.tp`) is written in a config: (line, column) of its last
+    part that can be found, (0, 0) when none can. Best effort, for editors: table headers, dotted keys and inline
+    tables with bare or quoted keys; array indexes are skipped."""
+    parts = [p for p in re.split(r"\[\d+\]", key) if p]
+    names = [n for part in parts for n in part.split(".") if n]
+    if not names or not all(re.fullmatch(_BARE, n) for n in names):
+        return 0, 0
+    lines = raw.decode("utf-8", "replace").split("\n")
+    headers = [
+        (i, [h.strip().strip("\"'") for h in m[1].split(".")])
+        for i, line in enumerate(lines)
+        if (m := re.match(r"\s*\[+([^\]]+)\]", line))
+    ]
+    start, depth = 0, 0
+    for i, header in headers:
+        if len(header) > depth and names[: len(header)] == header:
+            start, depth = i, len(header)
+    end = (
+        next((i for i, _ in headers if i > start), len(lines)) if depth else (headers[0][0] if headers else len(lines))
+    )
+    found = (start + 1, 1) if depth else (0, 0)
+    line, col = start + (1 if depth else 0), 0
+    for name in names[depth:]:
+        pattern = re.compile(rf"(?:^|[{{,.\s])[\"']?({re.escape(name)})[\"']?\s*[=.]")
+        for i in range(line, end):
+            m = pattern.search(lines[i], col if i == line else 0)
+            if m:
+                line, col = i, m.end(1)
+                found = (i + 1, m.start(1) + 1)
+                break
+        else:
+            break
+    return found

@@ -25,6 +25,7 @@ class Checked:
     config: str  # the config file as named on the command line
     plan: Plan | None
     findings: tuple[Finding, ...]
+    raw: bytes = b""  # the config's bytes (to locate findings in it), empty when it could not be read
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -41,27 +42,29 @@ def check(path: str | Path) -> Checked:
         doc = load(path)
     except ConfigError as e:
         return Checked(config, None, tuple(e.findings))
-    config = doc.config  # `-` is read from stdin and named <stdin>
+    config, raw = doc.config, doc.raw  # `-` is read from stdin and named <stdin>
     findings = validate(doc.data, config)
     if findings:
         findings = _flags_out_of_place(doc.data, findings)
         clean = _without_broken_instances(doc, findings)
         if clean is None:
             findings += _clean_instances(doc.data, findings, config)
-            return Checked(config, None, tuple(sort_findings(findings)))
+            return Checked(config, None, tuple(sort_findings(findings)), raw)
         doc = clean
     dep = build(doc, default_version)
     catalog = chosen_catalog(doc.data)
     if catalog is None:
         message = f"no flag catalog for SGLang {show(dep.sglang_version)}; shipped: {', '.join(shipped_versions())}"
-        return Checked(config, None, tuple(sort_findings([*findings, Finding(config, key_path("sglang_version"), message)])))
+        return Checked(
+            config, None, tuple(sort_findings([*findings, Finding(config, key_path("sglang_version"), message)])), raw
+        )
     findings += _version_agreement(doc.data, dep, config)
     from sglangc.resolve import resolve
 
     plan, more = resolve(dep, catalog)
     findings += more
     errors = any(f.severity == "error" for f in findings)
-    return Checked(config, None if errors else plan, tuple(sort_findings(findings)))
+    return Checked(config, None if errors else plan, tuple(sort_findings(findings)), raw)
 
 
 def _flags_out_of_place(data: dict[str, t.Any], shape: list[Finding]) -> list[Finding]:
@@ -80,11 +83,11 @@ def _flags_out_of_place(data: dict[str, t.Any], shape: list[Finding]) -> list[Fi
     }
     out = []
     for finding in shape:
-        key = where.get(finding.key)
-        option = catalog.options.get(key.replace("_", "-")) if key and finding.message.startswith("unknown key") else None
+        flag = where.get(finding.key, "").replace("_", "-")
+        option = catalog.options.get(flag) if flag and finding.message.startswith("unknown key") else None
         if option is not None and not option.owner:
-            flag = key_path("server_args", key.replace("_", "-"))
-            finding = dataclasses.replace(finding, message=f"SGLang flags go in server_args: {flag}")
+            message = f"SGLang flags go in server_args: {key_path('server_args', flag)}"
+            finding = dataclasses.replace(finding, message=message)
         out.append(finding)
     return out
 

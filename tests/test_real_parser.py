@@ -61,6 +61,6 @@ def test_size_values_as_sglang_reads_them(version: str, tmp_path_factory: pytest
     assert option.type == "human_int"
     read = ask_sglang(tmp_path_factory, version, READ_SIZES, SIZES)
     for text, value in zip(SIZES, read, strict=True):
-        words, problem = _words(option, "context-length", text)
+        _, problem = _words(option, "context-length", text)
         assert (problem == "") == (value is not None), (text, value, problem)
     assert dict(zip(SIZES, read))["128k"] == 128000 and dict(zip(SIZES, read))["128Ki"] == 131072

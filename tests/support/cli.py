@@ -21,9 +21,7 @@ def run_cli(
     try:
         if cwd is not None:
             os.chdir(cwd)
-        return CliRunner().invoke(
-            cli, list(args), input=input, env=dict(env) if env else None, catch_exceptions=False
-        )
+        return CliRunner().invoke(cli, list(args), input=input, env=dict(env) if env else None, catch_exceptions=False)
     finally:
         os.chdir(old)
 

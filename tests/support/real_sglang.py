@@ -207,9 +207,7 @@ def ask_sglang(tmp_path_factory: t.Any, version: str, script: str, payload: t.An
     text = json.dumps(payload)
 
     def ask(directory: Path) -> None:
-        done = subprocess.run(
-            [python, "-c", script], input=text, cwd=ROOT, capture_output=True, text=True, timeout=900
-        )
+        done = subprocess.run([python, "-c", script], input=text, cwd=ROOT, capture_output=True, text=True, timeout=900)
         lines = done.stdout.strip().splitlines()
         assert done.returncode == 0 and lines, (
             f"SGLang {version} did not answer (does {python} lack what tools/install-sglang-parser.sh adds?):\n"

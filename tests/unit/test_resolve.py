@@ -24,7 +24,11 @@ def resolve(tmp_path: Path) -> t.Callable[..., Checked]:
     def run(body: str, name: str = "config.toml") -> Checked:
         path = tmp_path / name
         # the version 0.5.23 is what the template's `latest` environment installs
-        text = body.replace("[master]\n", f"[master]\n{LATEST}\n", 1) if "[master]\n" in body else f"[master]\n{LATEST}\n{body}"
+        text = (
+            body.replace("[master]\n", f"[master]\n{LATEST}\n", 1)
+            if "[master]\n" in body
+            else f"[master]\n{LATEST}\n{body}"
+        )
         path.write_text(HEADER + text, encoding="utf-8")
         return check(path)
 
