@@ -214,15 +214,18 @@ def check_parsers(inst: Instance, catalog: Catalog, config: str) -> list[Finding
 
 
 def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagCheck:
-    """Check every `server_args` entry against the catalog and build its argv words."""
+    """Check every `server_args` entry (and every entry of its `sglang_config` YAML) against the catalog and build
+    their argv words."""
     argv: list[str] = []
     findings: list[Finding] = []
     layout: dict[str, t.Any] = {}  # the layout flags SGLang will get, by their name in _LAYOUT_FLAGS
-    given: dict[tuple[str, ...], str] = {}  # option → the first key that set it
-    for key, value in inst.server_args:
+    given: dict[tuple[str, ...], tuple[str, str]] = {}  # option → the first (source, key) that set it
+    entries = [("server_args", k, v) for k, v in inst.server_args]
+    entries += [("sglang_config", k, v) for k, v in inst.sglang_config_args]
+    for source, key, value in entries:
         if len(findings) > MAX_FINDINGS:
             break  # checked no further: each unknown flag costs a did-you-mean search
-        where = key_path("instances", inst.name, "server_args", key)
+        where = key_path("instances", inst.name, source, key)
 
         def add(message: str, severity: t.Literal["error", "warning"] = "error") -> None:
             findings.append(Finding(config, where, message, severity))  # noqa: B023 - used at once
@@ -232,15 +235,23 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
             add(_not_found(key, catalog))
             continue
         shapes = _layout_name(option)
+        if option.is_("config"):
+            add(
+                "--config is SGLang's own YAML config: name it in sglang_config = \"FILE.yaml\" (read at compile "
+                "time, its keys checked and passed as flags); the API key reaches SGLang through the field api_key_env"
+            )
+            continue
         if option.owner:
             add(f"--{key} is set by the field `{option.owner}`; use that instead")
             continue
-        first = given.setdefault(option.flags, key)
-        if first != key:
-            add(
-                f"{show(first)} and {show(key)} both set --{option.name} (SGLang would keep whichever comes last, "
-                "silently): give it once"
+        first = given.setdefault(option.flags, (source, key))
+        if first != (source, key):
+            named = (
+                f"{show(first[1])} and {show(key)}"
+                if first[0] == source
+                else f"{first[0]}.{first[1]} and {source}.{key}"
             )
+            add(f"{named} both set --{option.name} (SGLang would keep whichever comes last, silently): give it once")
             continue
         if option.secret:
             add(
@@ -261,7 +272,7 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         argv.extend(words)
         if shapes:
             layout[shapes] = value
-    if len(layout) < sum(1 for k, _ in inst.server_args if (o := catalog.options.get(k)) and _layout_name(o)):
+    if len(layout) < sum(1 for _, k, _ in entries if (o := catalog.options.get(k)) and _layout_name(o)):
         return FlagCheck(tuple(argv), tuple(findings), layout_known=False)  # a refused value: its finding says it
     return _layout(inst, catalog, config, tuple(argv), findings, layout)
 
@@ -330,7 +341,8 @@ def check_server_args_env(inst: Instance, catalog: Catalog, config: str) -> list
     """`server_args_env`: each a known flag that takes one value SGLang's --config file can carry, not also in
     `server_args`, not owned by a field."""
     findings = []
-    given = {name for key, _ in inst.server_args if (o := catalog.options.get(key)) for name in o.names}
+    flags = (*inst.server_args, *inst.sglang_config_args)
+    given = {name for key, _ in flags if (o := catalog.options.get(key)) for name in o.names}
     for key, _variable in inst.server_args_env:
         where = key_path("instances", inst.name, "server_args_env", key)
         option = catalog.options.get(key)

@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from sglangc.errors import ConfigError, Finding
+from sglangc.errors import ConfigError, Finding, show
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -128,6 +128,61 @@ def _read(path: Path, config: str) -> bytes:
     if size > MAX_BYTES:
         fail(f"file is larger than {MAX_BYTES:,} bytes; a config may be at most {MAX_BYTES:,} bytes")
     return b"".join(chunks)
+
+
+def read_sglang_config(path: Path, where: str, config: str) -> tuple[dict[str, t.Any], list[Finding]]:
+    """SGLang's own YAML config of one instance (`sglang_config`): its usable entries (flag name → value) and a
+    finding at `where` for each problem. A file that cannot be read or parsed raises ConfigError; a `null` value is
+    refused (SGLang's --config would pass the string "None")."""
+
+    def fail(message: str) -> t.NoReturn:
+        raise ConfigError([Finding(config, where, f"{show(str(path))}: {message}")])
+
+    try:
+        raw = _read(path, config)
+    except ConfigError as e:
+        fail(e.findings[0].message)
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):  # an alias can expand a small file into a huge value (a "YAML bomb")
+        def compose_node(self, parent: t.Any, index: t.Any) -> t.Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("aliases (*name) are not supported; write the value out")
+            return super().compose_node(parent, index)
+
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=NoAliases)  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError:
+        fail("not valid UTF-8")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        fail(f"YAML syntax error{at}: {getattr(e, 'problem', None) or e}")
+    except RecursionError:
+        fail(f"nested too deeply; at most {MAX_DEPTH} levels")
+    if not isinstance(data, dict):
+        fail("must hold a mapping of SGLang flag names to values (as SGLang's --config file does)")
+    entries, problems = {}, []
+    for key, value in data.items():
+        if not isinstance(key, str):
+            problems.append(f"key {show(key)} is not a flag name")
+        elif value is None:
+            problems.append(f"{key}: null would reach SGLang as the string \"None\"; leave the key out")
+        elif isinstance(value, (dict, list)) and _depth(value) > MAX_DEPTH:
+            problems.append(f"{key}: nested too deeply")
+        elif not _plain(value):
+            problems.append(f"{key}: only strings, numbers, booleans, lists and mappings can become flags")
+        else:
+            entries[key] = value
+    return entries, [Finding(config, where, f"{show(str(path))}: {p}") for p in problems]
+
+
+def _plain(value: t.Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (str, int, float, bool))
 
 
 def _read_stdin() -> bytes:

@@ -57,6 +57,8 @@ class Instance:
     env: tuple[tuple[str, str], ...] = ()  # sorted by name, values as strings
     server_args: tuple[tuple[str, t.Any], ...] = ()  # sorted by flag, values as TOML gave them
     server_args_env: tuple[tuple[str, str], ...] = ()  # flag → the variable holding its secret value, sorted
+    sglang_config: str | None = None  # SGLang's own YAML config, as the TOML names it
+    sglang_config_args: tuple[tuple[str, t.Any], ...] = ()  # its entries (read at compile time), sorted by key
 
 
 @dataclasses.dataclass(frozen=True)

@@ -59,6 +59,8 @@ def check(path: str | Path) -> Checked:
             config, None, tuple(sort_findings([*findings, Finding(config, key_path("sglang_version"), message)])), raw
         )
     findings += _version_agreement(doc.data, dep, config)
+    dep, yaml_findings = _with_sglang_configs(dep, path)
+    findings += yaml_findings
     from sglangc.resolve import resolve
 
     plan, more = resolve(dep, catalog)
@@ -90,6 +92,29 @@ def _flags_out_of_place(data: dict[str, t.Any], shape: list[Finding]) -> list[Fi
             finding = dataclasses.replace(finding, message=message)
         out.append(finding)
     return out
+
+
+def _with_sglang_configs(dep: t.Any, path: str | Path) -> tuple[t.Any, list[Finding]]:
+    """Each instance's `sglang_config` YAML read (relative to the TOML file; to the working directory for a config
+    read from stdin), its entries added to the instance, where they are checked like `server_args`."""
+    from sglangc.errors import ConfigError
+    from sglangc.load import read_sglang_config
+
+    base = Path(".") if str(path) == "-" else Path(path).parent
+    findings: list[Finding] = []
+    instances = []
+    for inst in dep.instances:
+        if inst.sglang_config is not None:
+            where = key_path("instances", inst.name, "sglang_config")
+            try:
+                entries, problems = read_sglang_config(base / inst.sglang_config, where, dep.config)
+            except ConfigError as e:
+                findings += e.findings
+            else:
+                findings += problems
+                inst = dataclasses.replace(inst, sglang_config_args=tuple(sorted(entries.items())))
+        instances.append(inst)
+    return dataclasses.replace(dep, instances=tuple(instances)), findings
 
 
 def _version_agreement(data: dict[str, t.Any], dep: t.Any, config: str) -> list[Finding]:
