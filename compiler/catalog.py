@@ -237,7 +237,7 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         shapes = _layout_name(option)
         if option.is_("config"):
             add(
-                "--config is SGLang's own YAML config: name it in sglang_config = \"FILE.yaml\" (read at compile "
+                '--config is SGLang\'s own YAML config: name it in sglang_config = "FILE.yaml" (read at compile '
                 "time, its keys checked and passed as flags); the API key reaches SGLang through the field api_key_env"
             )
             continue

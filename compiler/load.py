@@ -151,7 +151,7 @@ def read_sglang_config(path: Path, where: str, config: str) -> tuple[dict[str, t
             return super().compose_node(parent, index)
 
     try:
-        data = yaml.load(raw.decode("utf-8"), Loader=NoAliases)  # noqa: S506 - a SafeLoader
+        data = yaml.load(raw.decode("utf-8"), Loader=NoAliases)
     except UnicodeDecodeError:
         fail("not valid UTF-8")
     except yaml.YAMLError as e:
@@ -167,7 +167,7 @@ def read_sglang_config(path: Path, where: str, config: str) -> tuple[dict[str, t
         if not isinstance(key, str):
             problems.append(f"key {show(key)} is not a flag name")
         elif value is None:
-            problems.append(f"{key}: null would reach SGLang as the string \"None\"; leave the key out")
+            problems.append(f'{key}: null would reach SGLang as the string "None"; leave the key out')
         elif isinstance(value, (dict, list)) and _depth(value) > MAX_DEPTH:
             problems.append(f"{key}: nested too deeply")
         elif not _plain(value):

@@ -28,7 +28,10 @@ def starter(gpus: int | None, model: str | None, schema: str) -> str:
         "",
         "[master]",
         _line(f"gpu_count = {count}", 'GPUs the container has; lets gpu_ids = "auto" place instances'),
-        _line('# pixi_environment = "latest"', 'the SGLang installed: "default" (0.5.10.post1, CUDA 12), "latest" (0.5.23)'),
+        _line(
+            '# pixi_environment = "latest"',
+            'the SGLang installed: "default" (0.5.10.post1, CUDA 12), "latest" (0.5.23)',
+        ),
         _line('# log_dir = "/tmp"', "logs: <log_dir>/sglangc/sglang-server-<name>.log"),
         "",
         _line("[instances.main]", "one SGLang server; add [instances.<name>] tables for more"),

@@ -60,9 +60,9 @@ def test_init_configs_validate_in_the_editor_wherever_they_are(taplo: str, tmp_p
     if where == "beside":
         assert run_cli("init", "--gpus", "2", "-o", str(config)).exit_code == 0
     else:
-        done = run_cli("init", "--gpus", "2")
-        assert done.exit_code == 0
-        config.write_text(done.stdout)
+        printed = run_cli("init", "--gpus", "2")
+        assert printed.exit_code == 0
+        config.write_text(printed.stdout)
     assert _lint(taplo, config).returncode == 0
     assert run_cli("check", str(config)).exit_code == 0
     config.write_text(config.read_text().replace("tp_size = ", "tp_szie = ", 1))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from readme import (
     BUNDLE,
-    WRITING,
     NOT_HERE,
     OTHERS,
     RUN_BY,
     SHELLS,
+    WRITING,
     FreshSetup,
     bash_blocks,
     code_blocks,
@@ -104,5 +104,5 @@ def test_readme_writing_a_config(tmp_path: Path) -> None:
         done = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
     assert (tmp_path / "sglang-config.schema.json").exists()
-    assert "model_path = \"/llm-models/GLM-4.7\"" in (tmp_path / "my-config.toml").read_text()
+    assert 'model_path = "/llm-models/GLM-4.7"' in (tmp_path / "my-config.toml").read_text()
     assert "--model-path /llm-models/GLM-4.7" in done.stdout and "--tp-size 8" in done.stdout  # the plan
