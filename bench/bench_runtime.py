@@ -44,9 +44,8 @@ def compile_config(work: Path, project: Path, instances: str) -> Path:
         "\n".join(
             [
                 "version = 1",
-                'sglang_version = "0.5.23"',
+                'sglang_version = "0.5.10.post1"',  # what the default environment (the stand-in's) installs
                 "[master]",
-                'pixi_environment = "latest"',
                 f"pixi_project_dir = {json.dumps(str(project))}",
                 f"log_dir = {json.dumps(str(work / 'logs'))}",
                 f"runtime_dir = {json.dumps(str(run_dir / 'run'))}",

@@ -174,9 +174,8 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
         text = "\n".join(
             [
                 "version = 1",
-                'sglang_version = "0.5.23"',
+                'sglang_version = "0.5.10.post1"',  # what the default environment (the stand-in's) installs
                 "[master]",
-                'pixi_environment = "latest"',
                 f"pixi_project_dir = {toml_str(str(project or projects[mode]))}",
                 f"log_dir = {toml_str(str(log_dir))}",
                 f"runtime_dir = {toml_str(str(run_dir / run_name))}",
