@@ -488,6 +488,11 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
         if isinstance(value, bool):
             return "", f"expected a value, not {_kind(value)}; on/off flags are written `flag = true`"
         word = str(value)
+        if option.json and word.strip()[:1] in ("{", "["):  # JSON text (not a file path): SGLang will parse it
+            try:
+                json.loads(word)
+            except json.JSONDecodeError as e:
+                return "", f"is not valid JSON: {e.msg} at character {e.pos} (or write it as a TOML table)"
     if word.startswith("-") and not _NEGATIVE_NUMBER.match(word):
         return "", f"{show(word)} starts with '-': SGLang's argument parser would take it for a flag"
     if option.choices is not None and word not in {str(c) for c in option.choices}:
