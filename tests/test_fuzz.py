@@ -50,6 +50,11 @@ def check_file(path: Path) -> t.Any:
     for line in result.stderr.splitlines():
         assert line.startswith(f"{path}:"), line
     assert "Traceback" not in result.stderr
+    as_json = run_cli("check", "--format", "json", str(path))  # the same findings, located, as one document
+    assert as_json.exit_code == result.exit_code and as_json.stderr == ""
+    document = json.loads(as_json.stdout)
+    assert len(document["findings"]) == len(result.stderr.splitlines())
+    assert all(f["line"] is None or f["line"] >= 1 for f in document["findings"])
     return result
 
 
