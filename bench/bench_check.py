@@ -16,7 +16,14 @@ GLM = ROOT / "model-configs" / "sglang-glm-4.7-tp8.toml"
 
 def generated(count: int) -> str:
     """A deployment of `count` one-GPU instances; every fourth depends on the one before it."""
-    lines = ["version = 1", 'sglang_version = "0.5.23"', "[master]", f"gpu_count = {count}", ""]
+    lines = [
+        "version = 1",
+        'sglang_version = "0.5.23"',
+        "[master]",
+        'pixi_environment = "latest"',
+        f"gpu_count = {count}",
+        "",
+    ]
     for i in range(count):
         lines += [
             f"[instances.i{i:04d}]",

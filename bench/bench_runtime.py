@@ -44,7 +44,7 @@ def compile_config(work: Path, project: Path, instances: str) -> Path:
         "\n".join(
             [
                 "version = 1",
-                'sglang_version = "0.5.23"',
+                'sglang_version = "0.5.10.post1"',  # what the default environment (the stand-in's) installs
                 "[master]",
                 f"pixi_project_dir = {json.dumps(str(project))}",
                 f"log_dir = {json.dumps(str(work / 'logs'))}",

@@ -38,7 +38,13 @@ OWNED = {
     "dist-init-addr": "dist_init_addr",
 }
 SECRET_WORDS = frozenset({"key", "password", "passwd", "secret", "token", "credential", "credentials"})
-_HUMAN_INT = re.compile(r"^[0-9]+(\.[0-9]+)?\s*([kKmMgGtT]i?)?$")
+# SGLang's human_readable_int (srt/utils/common.py, the same in every shipped version): after strip(), a number
+# with a case-sensitive SI suffix (decimals allowed) or IEC suffix (whole numbers only), else what int() reads.
+_HUMAN_INT = re.compile(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)")
+_SIZE_RULE = (
+    "write an integer, or a number with a case-sensitive suffix: k, M, G, T (powers of 1000, decimals "
+    'allowed: "128k" is 128000) or Ki, Mi, Gi, Ti (powers of 1024, whole numbers only: "128Ki" is 131072)'
+)
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")  # what argparse takes for a value, not a flag
 
 
@@ -53,6 +59,7 @@ class Option:
     deprecated: bool
     help: str
     yaml_ok: bool = True  # SGLang's --config YAML can set it
+    json: bool = False  # SGLang reads its value (each value, for a list) as JSON text: TOML tables/arrays fit
 
     @property
     def name(self) -> str:
@@ -88,16 +95,39 @@ class Catalog:
     reasoning_parsers: tuple[str, ...]
     tool_call_parsers: tuple[str, ...]
     program: str = "SGLang"  # whose flags: SGLang's, or smg's (the model gateway)
+    why: str = ""  # why a config is checked against this version: `sglang_version = "…"` or the environment's pin
+
+
+def chosen_catalog(data: dict[str, t.Any]) -> Catalog | None:
+    """The catalog a decoded config is checked against (None when its version has none), saying why."""
+    version, master = data.get("sglang_version"), data.get("master")
+    environment = master.get("pixi_environment", "default") if isinstance(master, dict) else "default"
+    if isinstance(version, str):
+        why = f"sglang_version = {show(version)}"
+    else:
+        environment = environment if isinstance(environment, str) else "default"
+        version, why = default_version(environment), f"master.pixi_environment = {show(environment)}"
+    catalog = load_catalog(version)
+    return dataclasses.replace(catalog, why=why) if catalog is not None else None
 
 
 @dataclasses.dataclass(frozen=True)
 class FlagCheck:
-    """What one instance's flags turned into: argv words for `server_args`, findings, and the parallelism they imply."""
+    """What one instance's flags turned into: argv words for `server_args`, findings, and the parallel layout they
+    give as SGLang resolves it (`replicas`: data-parallel copies, each tp × pp GPUs; `attention_dp`: the attention
+    data-parallel ranks inside one TP group). `layout_known` is false when a flag of the layout was refused: the
+    GPU count of the instance is then not checked (its finding says what to fix)."""
 
     argv: tuple[str, ...]
     findings: tuple[Finding, ...]
     pp_size: int = 1
-    dp_attention: bool = False
+    replicas: int = 1
+    attention_dp: int = 1
+    layout_known: bool = True
+
+    @property
+    def dp_attention(self) -> bool:
+        return self.attention_dp > 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,6 +154,14 @@ def template_has(environment: str, package: str) -> bool | None:
     if environment not in template.environments():
         return None
     return package in template.environment(environment).pypi
+
+
+@functools.lru_cache(maxsize=1)
+def template_environments() -> tuple[str, ...]:
+    """The environments of the shipped Pixi template (what `sglangc bundle -e` takes)."""
+    from sglangc.pixitemplate import Template
+
+    return tuple(Template.load(None).environments())
 
 
 def default_version(environment: str) -> str:
@@ -170,6 +208,7 @@ def _read_catalog(filename: str) -> Catalog:
             deprecated=entry["deprecated"],
             help=entry["help"],
             yaml_ok=entry.get("yaml_ok", True),
+            json=entry.get("json", False),
         )
         for flag in option.flags:
             options[flag[2:]] = option
@@ -207,14 +246,18 @@ def check_parsers(inst: Instance, catalog: Catalog, config: str) -> list[Finding
 
 
 def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagCheck:
-    """Check every `server_args` entry against the catalog and build its argv words."""
+    """Check every `server_args` entry (and every entry of its `sglang_config` YAML) against the catalog and build
+    their argv words."""
     argv: list[str] = []
     findings: list[Finding] = []
-    pp_size, dp_attention = 1, False
-    for key, value in inst.server_args:
+    layout: dict[str, t.Any] = {}  # the layout flags SGLang will get, by their name in _LAYOUT_FLAGS
+    given: dict[tuple[str, ...], tuple[str, str]] = {}  # option → the first (source, key) that set it
+    entries = [("server_args", k, v) for k, v in inst.server_args]
+    entries += [("sglang_config", k, v) for k, v in inst.sglang_config_args]
+    for source, key, value in entries:
         if len(findings) > MAX_FINDINGS:
             break  # checked no further: each unknown flag costs a did-you-mean search
-        where = key_path("instances", inst.name, "server_args", key)
+        where = key_path("instances", inst.name, source, key)
 
         def add(message: str, severity: t.Literal["error", "warning"] = "error") -> None:
             findings.append(Finding(config, where, message, severity))  # noqa: B023 - used at once
@@ -223,8 +266,24 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         if option is None:
             add(_not_found(key, catalog))
             continue
+        shapes = _layout_name(option)
+        if option.is_("config"):
+            add(
+                '--config is SGLang\'s own YAML config: name it in sglang_config = "FILE.yaml" (read at compile '
+                "time, its keys checked and passed as flags); the API key reaches SGLang through the field api_key_env"
+            )
+            continue
         if option.owner:
             add(f"--{key} is set by the field `{option.owner}`; use that instead")
+            continue
+        first = given.setdefault(option.flags, (source, key))
+        if first != (source, key):
+            named = (
+                f"{show(first[1])} and {show(key)}"
+                if first[0] == source
+                else f"{first[0]}.{first[1]} and {source}.{key}"
+            )
+            add(f"{named} both set --{option.name} (SGLang would keep whichever comes last, silently): give it once")
             continue
         if option.secret:
             add(
@@ -243,13 +302,71 @@ def check_server_args(inst: Instance, catalog: Catalog, config: str) -> FlagChec
         if option.deprecated:
             add(f"--{key} is deprecated in SGLang {catalog.version}: {option.help or 'see its docs'}", "warning")
         argv.extend(words)
-        if option.is_("pp-size"):
-            pp_size = int(value)
-        elif option.is_("enable-dp-attention"):
-            dp_attention = dp_attention or value is True
-        elif option.is_("attn-dp-size"):
-            dp_attention = dp_attention or _as_int(value) > 1
-    return FlagCheck(tuple(argv), tuple(findings), pp_size, dp_attention)
+        if shapes:
+            layout[shapes] = value
+    if len(layout) < sum(1 for _, k, _ in entries if (o := catalog.options.get(k)) and _layout_name(o)):
+        return FlagCheck(tuple(argv), tuple(findings), layout_known=False)  # a refused value: its finding says it
+    return _layout(inst, catalog, config, tuple(argv), findings, layout)
+
+
+# The flags of server_args that shape the parallel layout (primary names; aliases share their option).
+_LAYOUT_FLAGS = frozenset({"pp-size", "attn-dp-size", "enable-dp-attention"})
+
+
+def _layout_name(option: Option) -> str | None:
+    return next((n for n in option.names if n in _LAYOUT_FLAGS), None)
+
+
+def _layout(
+    inst: Instance,
+    catalog: Catalog,
+    config: str,
+    argv: tuple[str, ...],
+    findings: list[Finding],
+    flags: dict[str, t.Any],
+) -> FlagCheck:
+    """The parallel layout as SGLang `catalog.version` resolves it at start-up, and the layouts it refuses there.
+
+    With `attn-dp-size` (0.5.2x): the deprecated `enable-dp-attention` turns dp_size N into attention-DP size N
+    and one replica; attention DP beside data-parallel replicas is refused; tp_size must be divisible by the
+    attention-DP size (srt/arg_groups/parallel_hook.py). Without it (0.5.10): `enable-dp-attention` with
+    dp_size 1 is off; with dp_size N the N ranks live inside the TP group, and tp_size % N must be 0
+    (ServerArgs._handle_data_parallelism). Expert parallelism adds no GPUs and no check at start-up."""
+    pp = int(flags.get("pp-size", 1))
+    tp, dp = inst.tp_size, inst.dp_size
+    enabled = flags.get("enable-dp-attention") is True
+    version = catalog.version
+    prefix = key_path("instances", inst.name)
+    problems = []
+    if "attn-dp-size" in catalog.options:
+        attn = int(flags.get("attn-dp-size", 1))
+        where = f"{prefix}.server_args.attn-dp-size"
+        named = f"attn-dp-size {attn}"
+        if enabled and attn == 1:
+            attn, dp = dp, 1
+            where, named = f"{prefix}.dp_size", f"dp_size {attn} with enable-dp-attention (attention-DP size {attn})"
+        if attn > 1 and dp > 1:
+            problems.append(
+                (
+                    where,
+                    f"dp_size {dp} with attn-dp-size {attn}: SGLang {version} refuses data-parallel replicas "
+                    "combined with attention data parallelism at start-up; use one of them",
+                )
+            )
+    else:
+        attn = dp if enabled and dp > 1 else 1
+        dp = 1 if attn > 1 else dp
+        where, named = f"{prefix}.dp_size", f"dp_size {attn} with enable-dp-attention"
+    if attn > 1 and tp % attn:
+        problems.append(
+            (
+                where,
+                f"{named} needs tp_size divisible by {attn}, not {tp}: SGLang {version} runs the {attn} attention "
+                f"data-parallel ranks inside the TP group of tp_size GPUs and refuses this layout at start-up",
+            )
+        )
+    findings += [Finding(config, k, m) for k, m in problems]
+    return FlagCheck(argv, tuple(findings), pp, dp, attn, layout_known=not problems)
 
 
 # `smg launch` flags that a [gateway] field (or sglangc itself) writes, and those sglangc cannot run with.
@@ -303,7 +420,8 @@ def check_server_args_env(inst: Instance, catalog: Catalog, config: str) -> list
     """`server_args_env`: each a known flag that takes one value SGLang's --config file can carry, not also in
     `server_args`, not owned by a field."""
     findings = []
-    given = {name for key, _ in inst.server_args if (o := catalog.options.get(key)) for name in o.names}
+    flags = (*inst.server_args, *inst.sglang_config_args)
+    given = {name for key, _ in flags if (o := catalog.options.get(key)) for name in o.names}
     for key, _variable in inst.server_args_env:
         where = key_path("instances", inst.name, "server_args_env", key)
         option = catalog.options.get(key)
@@ -332,9 +450,12 @@ def _not_found(key: str, catalog: Catalog) -> str:
         return f"write flags without the leading dashes: {show(key.lstrip('-'))}"
     if "_" in key and key.replace("_", "-") in catalog.options:
         return f"SGLang flags use dashes: write {show(key.replace('_', '-'))}"
+    elsewhere = _in_other_versions(key, catalog)
     matches = sorted(name for name in catalog.options if name.startswith(key))
     distinct = {catalog.options[name].flags for name in matches}
     prefixed = matches if len(distinct) > 1 else matches[:1]
+    if elsewhere:  # the exact name of another version: that, not a look-alike, is what the config means
+        return f"{elsewhere}; write one of: {', '.join(prefixed[:8])}" if prefixed else elsewhere
     if len(prefixed) == 1:
         owner = catalog.options[prefixed[0]].owner
         if owner:
@@ -345,6 +466,21 @@ def _not_found(key: str, catalog: Catalog) -> str:
     close = difflib.get_close_matches(key, list(catalog.options), n=1, cutoff=0.7)
     hint = f"; did you mean {show(close[0])}?" if close else ""
     return f"unknown flag for {catalog.program} {catalog.version}{hint}"
+
+
+def _in_other_versions(key: str, catalog: Catalog) -> str:
+    """For a flag this version lacks: the shipped version that added it, or the last that had it; else ""."""
+    current = _version_key(catalog.version)
+    having = [v for v in shipped_versions() if v != catalog.version and key in (load_catalog(v) or catalog).options]
+    later = [v for v in having if _version_key(v) > current]
+    if later:
+        when = f"added in SGLang {later[0]}"
+    elif having:
+        when = f"removed after SGLang {having[-1]}"
+    else:
+        return ""
+    because = f" because {catalog.why}" if catalog.why else ""
+    return f"unknown flag for SGLang {catalog.version}: {when} (this config checks against {catalog.version}{because})"
 
 
 def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:
@@ -361,18 +497,18 @@ def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:
         return [f"--{option.name}" if value != negative else f"--no-{option.name}"], ""
     if option.kind == "optional_value" and value is True:
         return [flag], ""
-    if option.type in ("json", "json_list") and isinstance(value, (dict, list)):
-        try:
-            return [flag, json.dumps(value, ensure_ascii=False, allow_nan=False)], ""
-        except (TypeError, ValueError):
-            return [], "cannot be written as JSON: TOML dates, times, inf and nan have no JSON form"
+    if option.json and option.kind != "list" and isinstance(value, (dict, list)):
+        if option.type == "json_list" and not isinstance(value, list):
+            return [], "expected a list (SGLang reads a JSON list here)"
+        word, problem = _json_word(value)
+        return ([flag, word], "") if not problem else ([], problem)
     if option.kind == "list":
         items = value if isinstance(value, list) else [value]
         if not items and option.nargs == "+":
             return [], "needs at least one value"
         words = []
         for item in items:
-            word, problem = _word(option, item)
+            word, problem = _json_word(item) if option.json and isinstance(item, dict) else _word(option, item)
             if problem:
                 return [], problem
             words.append(word)
@@ -381,6 +517,14 @@ def _words(option: Option, key: str, value: t.Any) -> tuple[list[str], str]:
         return [], f"takes one value, not {_kind(value)}"
     word, problem = _word(option, value)
     return ([flag, word], "") if not problem else ([], problem)
+
+
+def _json_word(value: t.Any) -> tuple[str, str]:
+    """A TOML table or array as SGLang reads it: compact JSON with sorted keys."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")), ""
+    except (TypeError, ValueError):
+        return "", "cannot be written as JSON: TOML dates, times, inf and nan have no JSON form"
 
 
 def _word(option: Option, value: t.Any) -> tuple[str, str]:
@@ -400,12 +544,10 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
 
             word = format(Decimal(word), "f")
     elif kind == "human_int":
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, str))
-            or (isinstance(value, str) and not _HUMAN_INT.match(value))
-        ):
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
             return "", f'expected an integer such as 131072 or "128k", not {_kind(value)}'
+        if isinstance(value, str) and (problem := _size_problem(value)):
+            return "", problem
         word = str(value)
     elif kind == "bool":
         if not isinstance(value, bool):
@@ -425,11 +567,31 @@ def _word(option: Option, value: t.Any) -> tuple[str, str]:
         if isinstance(value, bool):
             return "", f"expected a value, not {_kind(value)}; on/off flags are written `flag = true`"
         word = str(value)
+        if option.json and word.strip()[:1] in ("{", "["):  # JSON text (not a file path): SGLang will parse it
+            try:
+                json.loads(word)
+            except json.JSONDecodeError as e:
+                return "", f"is not valid JSON: {e.msg} at character {e.pos} (or write it as a TOML table)"
     if word.startswith("-") and not _NEGATIVE_NUMBER.match(word):
         return "", f"{show(word)} starts with '-': SGLang's argument parser would take it for a flag"
     if option.choices is not None and word not in {str(c) for c in option.choices}:
         return "", f"invalid choice {show(word)}; choose from: {', '.join(map(str, option.choices))}"
     return word, ""
+
+
+def _size_problem(text: str) -> str:
+    """Why SGLang's human_readable_int refuses `text`, or "" when it reads it."""
+    match = _HUMAN_INT.fullmatch(text.strip())
+    if match:
+        number, suffix = match.groups()
+        if "i" in suffix and "." in number:
+            return f"{show(text)}: IEC suffixes ({suffix}) take whole numbers only; {_SIZE_RULE}"
+        return ""
+    try:
+        int(text)
+    except ValueError:
+        return f"{show(text)} is not a size SGLang reads; {_SIZE_RULE}"
+    return ""
 
 
 def _kind(value: t.Any) -> str:
@@ -440,13 +602,6 @@ def _kind(value: t.Any) -> str:
     if isinstance(value, str):
         return f"a string ({show(value)})"
     return "a list" if isinstance(value, list) else "a table"
-
-
-def _as_int(value: t.Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
 
 
 def _version_key(version: str) -> tuple[t.Any, ...]:

@@ -39,19 +39,35 @@ NODE_RANK = click.option(
 @click.option("--strict", is_flag=True, help="Treat warnings as findings (exit 1).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @NODE_RANK
-def check(configs: tuple[str, ...], strict: bool, quiet: bool, node_rank: int) -> None:
-    """Check CONFIG files: TOML syntax, schema, GPUs, ports, dependencies and SGLang flags.
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: findings on stderr; json: one document with every finding on stdout (docs/check-json.md).",
+)
+def check(configs: tuple[str, ...], strict: bool, quiet: bool, node_rank: int, fmt: str) -> None:
+    """Check CONFIG files (`-`: standard input): TOML syntax, schema, GPUs, ports, dependencies and SGLang flags.
 
     Findings go to stderr, one per line; exit 0 when every config is valid, 1 otherwise.
     """
     from sglangc.pipeline import check as run_check
 
+    if fmt == "json":
+        from sglangc.report import check_json
+
+        results = [run_check(config, node_rank) for config in configs]
+        sys.stdout.buffer.write(check_json(results, strict).encode("utf-8", "backslashreplace"))
+        failed = any(r.errors or (strict and r.findings) for r in results)
+        sys.exit(OUTCOME_FINDINGS if failed else OUTCOME_OK)
     failed = False
     for config in configs:
         result = run_check(config, node_rank)
         _print_findings(result.findings)
-        failed |= bool(result.errors) or (strict and bool(result.findings))
-        if result.plan is not None and not quiet:
+        refused = bool(result.errors) or (strict and bool(result.findings))
+        failed |= refused
+        if result.plan is not None and not refused and not quiet:
             from sglangc.report import summary  # only here: `check -q` does without it
 
             _echo(summary(result.plan))
@@ -156,16 +172,61 @@ def compile_command(config: str, out_dir: str, check_only: bool, node_rank: int,
     show_default=True,
     help="json: the JSON Schema; markdown: the config reference (docs/config-reference.md).",
 )
-def schema(fmt: str) -> None:
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=str), metavar="FILE", help="Write to FILE, not stdout."
+)
+def schema(fmt: str, output: str | None) -> None:
     """Print the JSON Schema of the TOML format (for editors and other tools)."""
     from sglangc.validate import schema_text
 
     if fmt == "markdown":
         from sglangc.schemadoc import markdown
 
-        click.echo(markdown(schema_text()), nl=False)
+        text = markdown(schema_text())
     else:
-        click.echo(schema_text(), nl=False)
+        text = schema_text()
+    if output:
+        _write_text(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option("--gpus", type=click.IntRange(1, 1024), metavar="N", help="GPUs the container has (one server on all).")
+@click.option("--model", "model", metavar="PATH", help="The model directory (or hub id).  [default: a placeholder]")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=str),
+    metavar="FILE",
+    help="Write the config to FILE (refused if it exists) and the JSON Schema beside it, for editors.",
+)
+def init(gpus: int | None, model: str | None, output: str | None) -> None:
+    """Write a commented starter config that passes `sglangc check` (stdout without -o)."""
+    from pathlib import Path
+
+    from sglangc.starter import SCHEMA_NAME, installed_schema, starter
+    from sglangc.validate import schema_text
+
+    if output is None:
+        click.echo(starter(gpus, model, installed_schema()), nl=False)
+        return
+    target = Path(output)
+    if target.exists():
+        _echo(f"sglangc: {output}: already exists; choose another file or remove it", err=True)
+        sys.exit(2)
+    _write_text(str(target.parent / SCHEMA_NAME), schema_text())
+    _write_text(output, starter(gpus, model, f"./{SCHEMA_NAME}"))
+    _echo(f"wrote {output} (and {target.parent / SCHEMA_NAME}); next: sglangc check {output}")
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+    except OSError as e:
+        _echo(f"sglangc: {path}: cannot write: {e.strerror or e}", err=True)
+        sys.exit(2)
 
 
 @cli.command()

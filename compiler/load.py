@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from sglangc.errors import ConfigError, Finding
+from sglangc.errors import ConfigError, Finding, show
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -34,9 +34,16 @@ class SourceDoc:
     data: dict[str, t.Any]
 
 
+STDIN = "<stdin>"  # what a config read from `-` is called in findings
+
+
 def load(path: str | Path) -> SourceDoc:
-    config = str(path)
-    raw = _read(Path(path), config)
+    """The config at `path`; `-` reads it from standard input."""
+    if str(path) == "-":
+        config, raw = STDIN, _read_stdin()
+    else:
+        config = str(path)
+        raw = _read(Path(path), config)
     return SourceDoc(config=config, raw=raw, data=parse(raw, config))
 
 
@@ -123,6 +130,70 @@ def _read(path: Path, config: str) -> bytes:
     return b"".join(chunks)
 
 
+def read_sglang_config(path: Path, where: str, config: str) -> tuple[dict[str, t.Any], list[Finding]]:
+    """SGLang's own YAML config of one instance (`sglang_config`): its usable entries (flag name → value) and a
+    finding at `where` for each problem. A file that cannot be read or parsed raises ConfigError; a `null` value is
+    refused (SGLang's --config would pass the string "None")."""
+
+    def fail(message: str) -> t.NoReturn:
+        raise ConfigError([Finding(config, where, f"{show(str(path))}: {message}")])
+
+    try:
+        raw = _read(path, config)
+    except ConfigError as e:
+        fail(e.findings[0].message)
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):  # an alias can expand a small file into a huge value (a "YAML bomb")
+        def compose_node(self, parent: t.Any, index: t.Any) -> t.Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("aliases (*name) are not supported; write the value out")
+            return super().compose_node(parent, index)
+
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=NoAliases)
+    except UnicodeDecodeError:
+        fail("not valid UTF-8")
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        fail(f"YAML syntax error{at}: {getattr(e, 'problem', None) or e}")
+    except RecursionError:
+        fail(f"nested too deeply; at most {MAX_DEPTH} levels")
+    if not isinstance(data, dict):
+        fail("must hold a mapping of SGLang flag names to values (as SGLang's --config file does)")
+    entries, problems = {}, []
+    for key, value in data.items():
+        if not isinstance(key, str):
+            problems.append(f"key {show(key)} is not a flag name")
+        elif value is None:
+            problems.append(f'{key}: null would reach SGLang as the string "None"; leave the key out')
+        elif isinstance(value, (dict, list)) and _depth(value) > MAX_DEPTH:
+            problems.append(f"{key}: nested too deeply")
+        elif not _plain(value):
+            problems.append(f"{key}: only strings, numbers, booleans, lists and mappings can become flags")
+        else:
+            entries[key] = value
+    return entries, [Finding(config, where, f"{show(str(path))}: {p}") for p in problems]
+
+
+def _plain(value: t.Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return isinstance(value, (str, int, float, bool))
+
+
+def _read_stdin() -> bytes:
+    data = sys.stdin.buffer.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise ConfigError(
+            [Finding(STDIN, "", f"more than {MAX_BYTES:,} bytes; a config may be at most {MAX_BYTES:,} bytes")]
+        )
+    return data
+
+
 def _position(e: Exception, text: str) -> tuple[int, int]:
     line, col = getattr(e, "lineno", 0), getattr(e, "colno", 0)
     if line:
@@ -160,3 +231,42 @@ def _depth(data: t.Any) -> int:
             deepest = max(deepest, depth + 1)
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
+
+
+_BARE = r"[A-Za-z0-9_-]+"
+
+
+def locate(raw: bytes, key: str) -> tuple[int, int]:
+    """Where a dotted key path (`instances.a.server_args.tp`) is written in a config: (line, column) of its last
+    part that can be found, (0, 0) when none can. Best effort, for editors: table headers, dotted keys and inline
+    tables with bare or quoted keys; array indexes are skipped."""
+    parts = [p for p in re.split(r"\[\d+\]", key) if p]
+    names = [n for part in parts for n in part.split(".") if n]
+    if not names or not all(re.fullmatch(_BARE, n) for n in names):
+        return 0, 0
+    lines = raw.decode("utf-8", "replace").split("\n")
+    headers = [
+        (i, [h.strip().strip("\"'") for h in m[1].split(".")])
+        for i, line in enumerate(lines)
+        if (m := re.match(r"\s*\[+([^\]]+)\]", line))
+    ]
+    start, depth = 0, 0
+    for i, header in headers:
+        if len(header) > depth and names[: len(header)] == header:
+            start, depth = i, len(header)
+    end = (
+        next((i for i, _ in headers if i > start), len(lines)) if depth else (headers[0][0] if headers else len(lines))
+    )
+    found = (start + 1, 1) if depth else (0, 0)
+    line, col = start + (1 if depth else 0), 0
+    for name in names[depth:]:
+        pattern = re.compile(rf"(?:^|[{{,.\s])[\"']?({re.escape(name)})[\"']?\s*[=.]")
+        for i in range(line, end):
+            m = pattern.search(lines[i], col if i == line else 0)
+            if m:
+                line, col = i, m.end(1)
+                found = (i + 1, m.start(1) + 1)
+                break
+        else:
+            break
+    return found

@@ -88,6 +88,8 @@ class Instance:
     replicas: int = 1
     replica_gpu_ids: tuple[tuple[int, ...], ...] | None = None  # gpu_ids given as one list per replica
     replica_of: str | None = None  # set on the copies resolve makes of an instance with replicas: its name
+    sglang_config: str | None = None  # SGLang's own YAML config, as the TOML names it
+    sglang_config_args: tuple[tuple[str, t.Any], ...] = ()  # its entries (read at compile time), sorted by key
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Plans as text for people and as JSON for tools (format in docs/plan-json.md)."""
+"""Plans as text for people and as JSON for tools (format in docs/plan-json.md); findings as JSON
+(docs/check-json.md)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import typing as t
 from sglangc.resolve import LaunchUnit, Plan, secret_env_name
 
 PLAN_FORMAT = 1
+CHECK_FORMAT = 1
+_HINT = "; did you mean "
 REDACTED = "<redacted>"
 
 
@@ -238,3 +241,32 @@ def reload_summary(before: dict[str, str] | None, after: dict[str, str], runner:
     if not (added or changed or removed):
         return f"{runner} reload would change nothing"
     return f"{runner} reload would {', '.join(parts)}"
+
+
+def check_json(results: t.Sequence[t.Any], strict: bool) -> str:
+    """Every finding of every checked config as one JSON document (format in docs/check-json.md)."""
+    from sglangc.load import locate
+
+    configs, findings = [], []
+    for result in results:
+        failed = bool(result.errors) or (strict and bool(result.findings))
+        configs.append({"file": result.config, "ok": not failed})
+        for f in result.findings:
+            line, col = (f.line, f.col) if f.line else locate(result.raw, f.key) if f.key else (0, 0)
+            message, hint = f.message, None
+            if _HINT in message:
+                message, rest = message.split(_HINT, 1)
+                hint = "did you mean " + rest
+            findings.append(
+                {
+                    "file": f.config,
+                    "line": line or None,
+                    "column": col or None,
+                    "key": f.key or None,
+                    "severity": f.severity,
+                    "message": message,
+                    "hint": hint,
+                }
+            )
+    document = {"format": CHECK_FORMAT, "ok": all(c["ok"] for c in configs), "configs": configs, "findings": findings}
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -823,13 +823,14 @@ def _check_env(inst: Instance, config: str) -> list[Finding]:
 
 
 def _gpus_needed(inst: Instance, flags: FlagCheck) -> tuple[int, str]:
-    """GPUs an instance needs on each of its nodes, and the product that says why (DP attention runs inside
-    the TP group); 0 when they do not divide over `nnodes`."""
-    tp, pp, dp = inst.tp_size, flags.pp_size, inst.dp_size
+    """GPUs an instance needs on each of its nodes as SGLang lays it out, and the product that says why; 0 when
+    they do not divide over `nnodes`."""
+    tp, pp, dp = inst.tp_size, flags.pp_size, flags.replicas
     if flags.dp_attention:
         total, formula = (
-            tp * pp,
-            f"tp_size {tp} × pp-size {pp} = {tp * pp} (with DP attention, data-parallel ranks run inside the TP group)",
+            tp * pp * dp,
+            f"tp_size {tp} × pp-size {pp}{f' × dp_size {dp}' if dp > 1 else ''} = {tp * pp * dp} (with DP attention, "
+            f"the {flags.attention_dp} attention data-parallel ranks run inside the TP group)",
         )
     else:
         total, formula = tp * pp * dp, f"tp_size {tp} × pp-size {pp} × dp_size {dp} = {tp * pp * dp}"
@@ -849,6 +850,8 @@ def _allocate_gpus(dep: Deployment, flags: dict[str, FlagCheck], findings: list[
         where = key_path("instances", inst.name, "gpu_ids")
         need, formula = _gpus_needed(inst, flags[inst.name])
         ids = inst.gpu_ids if inst.gpu_ids is not None or count is None else "auto"
+        if not flags[inst.name].layout_known:
+            continue  # a finding already says what is wrong with the layout; its GPUs wait for the fix
         if not need:
             findings.append(Finding(config, key_path("instances", inst.name, "nnodes"), formula))
         elif ids is None:

@@ -20,11 +20,13 @@ README = ROOT / "README.md"
 SETUP = "tests/test_readme.py::test_readme_setup_and_main_job_on_a_fresh_copy"
 BUNDLE = "tests/test_readme.py::test_readme_bundle_commands"
 MANUAL = "tests/boot/test_boot.py::test_readme_manual_workflow"
+WRITING = "tests/test_readme.py::test_readme_writing_a_config"
 
 # A regular expression a README command line matches → the test that runs every line it matches.
 RUN_BY: dict[str, str] = {
     r"^python3 -m venv \.venv && \. \.venv/bin/activate && pip install \. && sglangc ": SETUP,
     r"^sglangc bundle (?!.*--kind wheelhouse)": BUNDLE,
+    r"^sglangc (init|check|plan) ": WRITING,
     r"^/soft/app/sglang/": MANUAL,
     r"^/hard/volume/workspace/\S+/supervisorctl ": MANUAL,
     r"^curl ": MANUAL,

@@ -2,7 +2,8 @@
 
 A case holds `config.toml`, optionally `args` (extra `sglangc check` options, one per line) and
 `expected.txt`: for an invalid case the exact stderr of `sglangc check config.toml`; for a valid one,
-if present, the exact stdout.
+if present, the exact stdout. An invalid case may also hold `expected-stdout.txt` (`--format json`). When
+`args` holds `-`, config.toml is given on standard input instead.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def _cases(kind: str) -> list[Path]:
 
 def _run(case: Path):
     args = (case / "args").read_text().split() if (case / "args").exists() else []
+    if "-" in args:
+        return run_cli("check", *args, cwd=case, input=(case / "config.toml").read_bytes())
     return run_cli("check", *args, "config.toml", cwd=case)
 
 
@@ -31,6 +34,8 @@ def test_invalid(case: Path) -> None:
     result = _run(case)
     assert result.exit_code == 1, result.stdout + result.stderr
     assert result.stderr == (case / "expected.txt").read_text(encoding="utf-8")
+    if (case / "expected-stdout.txt").exists():
+        assert result.stdout == (case / "expected-stdout.txt").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("case", _cases("valid"), ids=lambda p: p.name)

@@ -27,7 +27,7 @@ CATALOGS = sorted(CATALOG_DIR.glob("sglang-*.json"))
 KINDS = {"flag", "bool_optional", "list", "optional_value", "value"}
 OPTION_KEYS = {
     "flags", "dest", "action", "kind", "type", "choices", "nargs",
-    "default", "required", "deprecated", "help", "yaml_ok",
+    "default", "required", "deprecated", "help", "yaml_ok", "json",
 }  # fmt: skip
 TOP_KEYS = {"format", "sglang_version", "reasoning_parsers", "tool_call_parsers", "options"}
 
@@ -107,7 +107,7 @@ def test_catalog_shape(path: Path) -> None:
         assert o["choices"] is None or isinstance(o["choices"], list), where
         nargs = o["nargs"]
         assert nargs is None or nargs in ("+", "*", "?") or isinstance(nargs, int), where
-        for key in ("required", "deprecated", "yaml_ok"):
+        for key in ("required", "deprecated", "yaml_ok", "json"):
             assert isinstance(o[key], bool), (where, key)
         assert isinstance(o["help"], str) and "\n" not in o["help"], where
         assert o["help"] == " ".join(o["help"].split()), where
@@ -166,6 +166,15 @@ def test_catalog_facts_the_compiler_uses(path: Path) -> None:
 
     lora = _option(catalog, "--lora-paths")
     assert lora["action"] == "LoRAPathAction" and lora["kind"] == "list" and not lora["yaml_ok"]
+    assert lora["json"]  # its action reads an entry that looks like JSON as a table
+
+    # Flags SGLang reads as JSON although argparse types them as plain strings (the help or the default says so),
+    # and flags whose value is only the path of a JSON file.
+    for flag in ("--json-model-override-args", "--model-loader-extra-config", "--hisparse-config"):
+        assert _option(catalog, flag)["json"] and _option(catalog, flag)["type"] == "str", flag
+    for flag in ("--quantization-param-path", "--constrained-json-whitespace-pattern", "--model-path"):
+        assert not _option(catalog, flag)["json"], flag
+    assert all(o["json"] for o in catalog["options"] if o["type"] in ("json", "json_list"))
 
 
 def test_0_5_23_custom_actions() -> None:
@@ -181,6 +190,8 @@ def test_0_5_23_custom_actions() -> None:
     assert mono["choices"] == ["amd"] and mono["deprecated"]
     assert _option(catalog, "--context-length")["type"] == "human_int"
     assert _option(catalog, "--enable-tf32-matmul")["kind"] == "bool_optional"
+    assert _option(catalog, "--cuda-graph-config")["json"]  # its converter parses JSON into a table
+    assert not _option(catalog, "--speculative-adaptive-config")["json"]  # "Path to a JSON config file"
 
 
 # --- the dump tool's helpers, without sglang -------------------------------------------------------
@@ -220,6 +231,29 @@ def _synthetic_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", action="append")
     p.add_argument("--raw")
     return p
+
+
+def test_dump_tool_json_detection(dump_tool) -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--kwargs", type=json.loads)
+    p.add_argument("--override", default="{}")
+    p.add_argument("--extra", help="A dictionary in JSON string format for the loader.")
+    p.add_argument("--events", help="Config in json format for publishing.")
+    p.add_argument("--file", help="Path to a JSON config file.")
+    p.add_argument("--pattern", help="Regex allowed in JSON constrained output.")
+    p.add_argument("--ctx", type=human_readable_int)
+    p.add_argument("--flag", action="store_true", help="Enforce JSON string format.")
+    found = {a.option_strings[0]: dump_tool._takes_json(a, dump_tool._kind(a)) for a in p._actions[1:]}
+    assert found == {
+        "--kwargs": True,
+        "--override": True,
+        "--extra": True,
+        "--events": True,
+        "--file": False,
+        "--pattern": False,
+        "--ctx": False,
+        "--flag": False,
+    }
 
 
 def test_dump_tool_classification(dump_tool) -> None:

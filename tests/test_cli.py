@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from conftest import EXAMPLES, run_cli
+from support import ROOT
 
 
 @pytest.mark.parametrize("args", [["schema"], ["--help"], ["check", "--help"]])
@@ -60,3 +61,31 @@ def test_plan_redacts_secret_looking_env(write_config) -> None:
         assert result.exit_code == 0
         assert "hf_abcdef" not in result.stdout
         assert "<redacted>" in result.stdout
+
+
+def test_init_writes_the_starter_case(tmp_path) -> None:
+    """`sglangc init` prints tests/cases/valid/init-starter/config.toml (a valid case), bar its #:schema line."""
+    done = run_cli("init", "--gpus", "8", "--model", "/llm-models/GLM-4.7")
+    assert done.exit_code == 0
+    case = (ROOT / "tests" / "cases" / "valid" / "init-starter" / "config.toml").read_text()
+    assert done.stdout.splitlines()[1:] == case.splitlines()[1:]
+    assert done.stdout.startswith("#:schema /") and done.stdout.splitlines()[0].endswith("sglang-config.schema.json")
+
+
+def test_init_to_a_file_writes_the_schema_beside_it_and_never_overwrites(tmp_path) -> None:
+    target = tmp_path / "cfg.toml"
+    assert run_cli("init", "-o", str(target)).exit_code == 0
+    assert target.read_text().startswith("#:schema ./sglang-config.schema.json\n")
+    assert (tmp_path / "sglang-config.schema.json").read_text() == run_cli("schema").stdout
+    assert run_cli("check", str(target)).exit_code == 0
+    target.write_text("mine\n")
+    again = run_cli("init", "-o", str(target))
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    assert target.read_text() == "mine\n"
+
+
+def test_schema_to_a_file(tmp_path) -> None:
+    out = tmp_path / "s.json"
+    assert run_cli("schema", "-o", str(out)).exit_code == 0
+    assert out.read_text() == run_cli("schema").stdout
+    assert run_cli("schema", "-o", str(tmp_path / "no" / "dir.json")).exit_code == 2

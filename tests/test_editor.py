@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from support import EXAMPLES, ROOT, not_here
+from support.cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -46,5 +47,25 @@ def test_taplo_reports_a_typo_through_the_schema_line(taplo: str, tmp_path: Path
     assert "tp_szie" in text
     bad.write_text(text)
     done = _lint(taplo, bad)
+    assert done.returncode != 0
+    assert "'tp_szie' was unexpected" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("where", ["beside", "installed"])
+def test_init_configs_validate_in_the_editor_wherever_they_are(taplo: str, tmp_path: Path, where: str) -> None:
+    """`sglangc init -o FILE` writes the schema beside FILE; `sglangc init` (stdout) points at the installed
+    package's schema: either way Taplo validates the file through its #:schema line, outside the checkout."""
+    config = tmp_path / "deploy" / "cfg.toml"
+    config.parent.mkdir()
+    if where == "beside":
+        assert run_cli("init", "--gpus", "2", "-o", str(config)).exit_code == 0
+    else:
+        printed = run_cli("init", "--gpus", "2")
+        assert printed.exit_code == 0
+        config.write_text(printed.stdout)
+    assert _lint(taplo, config).returncode == 0
+    assert run_cli("check", str(config)).exit_code == 0
+    config.write_text(config.read_text().replace("tp_size = ", "tp_szie = ", 1))
+    done = _lint(taplo, config)
     assert done.returncode != 0
     assert "'tp_szie' was unexpected" in done.stdout + done.stderr

@@ -50,6 +50,11 @@ def check_file(path: Path) -> t.Any:
     for line in result.stderr.splitlines():
         assert line.startswith(f"{path}:"), line
     assert "Traceback" not in result.stderr
+    as_json = run_cli("check", "--format", "json", str(path))  # the same findings, located, as one document
+    assert as_json.exit_code == result.exit_code and as_json.stderr == ""
+    document = json.loads(as_json.stdout)
+    assert len(document["findings"]) == len(result.stderr.splitlines())
+    assert all(f["line"] is None or f["line"] >= 1 for f in document["findings"])
     return result
 
 
@@ -238,7 +243,7 @@ def clean_config(draw: st.DrawFn) -> dict[str, t.Any]:
     """A config that mostly passes: GPUs, ports, dependencies and flags consistent, strings hostile but legal."""
     names = draw(st.lists(VALID_NAMES, min_size=1, max_size=4, unique=True))
     explicit = draw(st.booleans())  # explicit GPU ids (one each, maybe shared) or "auto" on 8 GPUs
-    doc: dict[str, t.Any] = {"version": 1, "sglang_version": "0.5.23", "master": {}}
+    doc: dict[str, t.Any] = {"version": 1, "sglang_version": "0.5.23", "master": {"pixi_environment": "latest"}}
     if not explicit:
         doc["master"]["gpu_count"] = 8
     if draw(st.booleans()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from readme import (
@@ -13,6 +14,7 @@ from readme import (
     OTHERS,
     RUN_BY,
     SHELLS,
+    WRITING,
     FreshSetup,
     bash_blocks,
     code_blocks,
@@ -91,3 +93,16 @@ def test_readme_bundle_commands(tmp_path: Path) -> None:
         assert check.returncode == 0, check.stdout + check.stderr
         listing = subprocess.run(["tar", "-tf", str(out)], capture_output=True, text=True, check=True).stdout.split()
         assert "pixi-pack.json" in listing and "environment.yml" in listing
+
+
+def test_readme_writing_a_config(tmp_path: Path) -> None:
+    """The "Writing a config" commands, in order, in an empty directory: init writes a config that checks and plans."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    lines = run_by(WRITING)
+    assert lines[0].startswith("sglangc init ")
+    for line in lines:
+        done = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
+    assert (tmp_path / "sglang-config.schema.json").exists()
+    assert 'model_path = "/llm-models/GLM-4.7"' in (tmp_path / "my-config.toml").read_text()
+    assert "--model-path /llm-models/GLM-4.7" in done.stdout and "--tp-size 8" in done.stdout  # the plan

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from sglangc.catalog import _words, load_catalog, shipped_versions
 from support import SYSTEM_PATH, not_here
 from support.cli import run_cli
 from support.procs import run
-from support.real_sglang import env_var, planned, planned_versions, real_sglang
+from support.real_sglang import ask_sglang, env_var, planned, planned_versions, real_sglang
 
 
 @pytest.mark.parametrize("version", planned_versions())
@@ -47,6 +48,8 @@ DOC_MULTI_NODE = (
 MULTI_NODE_CONFIG = """
 version = 1
 sglang_version = "0.5.23"
+[master]
+pixi_environment = "latest"
 [instances.llama]
 model_path = "meta-llama/Meta-Llama-3.1-405B-Instruct"
 host = "0.0.0.0"
@@ -107,3 +110,39 @@ def test_every_nodes_dry_run_parses_like_sglangs_documented_multi_node_command(a
         assert differ == ["host"], {k: (mine.get(k), doc[k]) for k in differ}
         assert (mine["host"], doc["host"]) == ("0.0.0.0", "127.0.0.1")
         assert sorted(mine) == sorted(doc)
+
+
+SIZES = [
+    "128k", "25.6k", "1M", "2G", "1T", "128Ki", "1Mi", "4096", " 4096 ", "1_000", "+12", "0",
+    "128K", "1m", "2g", "128 k", "128ki", "1.5Ki", "1.5", "k", "", "12e3", "0x10", "1.0k", "128kB", "١٢٨",
+]  # fmt: skip
+READ_SIZES = r"""
+import argparse, contextlib, io, json, sys, warnings
+warnings.simplefilter("ignore")
+with contextlib.redirect_stdout(io.StringIO()):
+    from sglang.srt.server_args import ServerArgs
+parser = argparse.ArgumentParser()
+ServerArgs.add_cli_args(parser)
+convert = next(a.type for a in parser._actions if "--context-length" in a.option_strings)
+out = []
+for text in json.load(sys.stdin):
+    try:
+        out.append(convert(text))
+    except (argparse.ArgumentTypeError, ValueError, TypeError):
+        out.append(None)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("version", shipped_versions())
+def test_size_values_as_sglang_reads_them(version: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """sglangc accepts a size string exactly when SGLang's own converter of that version does."""
+    catalog = load_catalog(version)
+    assert catalog is not None
+    option = catalog.options["context-length"]
+    assert option.type == "human_int"
+    read = ask_sglang(tmp_path_factory, version, READ_SIZES, SIZES)
+    for text, value in zip(SIZES, read, strict=True):
+        _, problem = _words(option, "context-length", text)
+        assert (problem == "") == (value is not None), (text, value, problem)
+    assert dict(zip(SIZES, read))["128k"] == 128000 and dict(zip(SIZES, read))["128Ki"] == 131072

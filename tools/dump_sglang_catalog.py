@@ -13,7 +13,14 @@ It builds ``argparse.ArgumentParser()``, calls
     {"format": 1, "sglang_version": str,
      "reasoning_parsers": [sorted str], "tool_call_parsers": [sorted str],
      "options": [ {flags, dest, action, kind, type, choices, nargs, default,
-                   required, deprecated, help, yaml_ok}, ... sorted by flags[0] ]}
+                   required, deprecated, help, yaml_ok, json}, ... sorted by flags[0] ]}
+
+``json`` is true when SGLang reads the option's value (each value, for a list)
+as JSON text: its converter turns JSON into a table or a list (json.loads,
+json_list_type, parse_cuda_graph_config_arg), its action does
+(LoRAPathAction), its default is JSON text of a table or a list, or its help
+says the value is JSON ("A dictionary in JSON string format", "Config in
+json format", "inline JSON object"; a JSON *file* does not count).
 
 serialised with ``json.dumps(..., indent=1, sort_keys=True)`` plus a newline.
 
@@ -146,6 +153,43 @@ def _type_name(action: argparse.Action, kind: str) -> str | None:
     return name
 
 
+# Help that says the value itself is JSON text, not the path of a JSON file.
+_JSON_HELP = re.compile(
+    r"\bjson[ -](?:string|format|content|object|mapping|array|dict)"
+    r"|\bjson config(?:uration)?\b(?! file)"
+    r"|\bin json format\b|\bas (?:a )?json\b(?! file)"
+    r"|\binline json\b"
+    r"|\bjson may include\b",
+    re.IGNORECASE,
+)
+_JSON_SAMPLES = ("{}", "[]")
+_JSON_ITEM = '{"lora_name": "a", "lora_path": "b"}'  # an item an action may read as JSON (LoRAPathAction's schema)
+
+
+def _takes_json(action: argparse.Action, kind: str) -> bool:
+    """Whether SGLang reads this option's value (each value, for a list) as JSON text (see the module doc)."""
+    if kind in ("flag", "bool_optional"):
+        return False
+    conv = action.type
+    if callable(conv) and conv is not str:
+        for sample in _JSON_SAMPLES:
+            with contextlib.suppress(Exception):
+                if isinstance(conv(sample), (dict, list)):
+                    return True
+    if type(action) not in _ACTION_NAMES:  # a custom action: ask it what it stores for a JSON item
+        namespace = argparse.Namespace()
+        with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+            action(argparse.ArgumentParser(), namespace, [_JSON_ITEM] if kind == "list" else _JSON_ITEM)
+            stored = getattr(namespace, action.dest, None)
+            if isinstance(stored, dict) or (isinstance(stored, list) and any(isinstance(v, dict) for v in stored)):
+                return True
+    if isinstance(action.default, str) and action.default.strip()[:1] in ("{", "["):
+        with contextlib.suppress(ValueError):
+            if isinstance(json.loads(action.default), (dict, list)):
+                return True
+    return kind == "value" and bool(_JSON_HELP.search(action.help or ""))
+
+
 def _help_first_line(action: argparse.Action) -> str:
     text = action.help
     if not text or text == argparse.SUPPRESS:
@@ -266,6 +310,7 @@ def build_catalog() -> dict[str, Any]:
                 "deprecated": _deprecated(action),
                 "help": _help_first_line(action),
                 "yaml_ok": _yaml_ok(merger, action, kind),
+                "json": _takes_json(action, kind),
             }
         )
     options.sort(key=lambda o: (o["flags"][0], o["dest"]))

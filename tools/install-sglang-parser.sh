@@ -75,6 +75,9 @@ EXTRA_DEPS=(
     sentencepiece
     transformers
 )
+# What SGLang's start-up resolution (ServerArgs.resolve_once, check_server_args) imports beyond the parser, so
+# the tests can run it on CPU for every planned layout; --no-deps: their own pins are not needed for that.
+RESOLUTION_DEPS=(apache-tvm-ffi compressed-tensors gguf loguru)
 
 venv_python="$VENV_DIR/bin/python"
 
@@ -87,6 +90,7 @@ import importlib.metadata
 import sys
 
 import sglang.srt.server_args  # noqa: F401
+import compressed_tensors, gguf, loguru, tvm_ffi  # noqa: F401,E401 - the resolution's
 
 sys.exit(0 if importlib.metadata.version("sglang") == sys.argv[1] else 1)
 EOF
@@ -109,7 +113,7 @@ pip_install() {
 # Dependencies first, sglang last with --no-deps: pip then skips its
 # dependency-conflict report, which would list every unmet sglang pin.
 pip_install "${TORCH_SPECS[@]}" "$TRITON_SPEC" "${EXTRA_DEPS[@]}"
-pip_install --no-deps "sglang==$SGLANG_VERSION"
+pip_install --no-deps "sglang==$SGLANG_VERSION" "${RESOLUTION_DEPS[@]}"
 
 if ! venv_ok; then
     echo "install-sglang-parser: ERROR: $venv_python still cannot import" \

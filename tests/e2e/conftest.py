@@ -183,7 +183,7 @@ def deploy(request, projects, tmp_path) -> t.Iterator[t.Callable[..., Deployment
         header = "\n".join(
             [
                 "version = 1",
-                'sglang_version = "0.5.23"',
+                'sglang_version = "0.5.10.post1"',  # what the default environment (the stand-in's) installs
                 "[master]",
                 f"pixi_project_dir = {toml_str(str(project or projects[mode]))}",
                 f"log_dir = {toml_str(str(log_dir))}",

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-HEAD = 'version = 1\nsglang_version = "0.5.23"\n[master]\ngpu_count = 1024\n'
+HEAD = 'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_environment = "latest"\ngpu_count = 1024\n'
 
 
 def _instances(count: int, body: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = (
-    'version = 1\nsglang_version = "0.5.23"\n[master]\ngpu_count = 2\n'
+    'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_environment = "latest"\ngpu_count = 2\n'
     '[instances.a]\nmodel_path = "/m/a"\n[instances.b]\nmodel_path = "/m/b"\n'
 )
 

@@ -10,15 +10,18 @@ import pytest
 from click.testing import CliRunner, Result
 
 
-def run_cli(*args: str, cwd: Path | str | None = None, env: t.Mapping[str, str] | None = None) -> Result:
-    """`sglangc ARGS…` in this process (from `cwd` when given); a traceback propagates as the exception it is."""
+def run_cli(
+    *args: str, cwd: Path | str | None = None, env: t.Mapping[str, str] | None = None, input: bytes | None = None
+) -> Result:
+    """`sglangc ARGS…` in this process (from `cwd` when given, `input` on stdin); a traceback propagates as the
+    exception it is."""
     from sglangc.cli import cli
 
     old = Path.cwd()
     try:
         if cwd is not None:
             os.chdir(cwd)
-        return CliRunner().invoke(cli, list(args), env=dict(env) if env else None, catch_exceptions=False)
+        return CliRunner().invoke(cli, list(args), input=input, env=dict(env) if env else None, catch_exceptions=False)
     finally:
         os.chdir(old)
 

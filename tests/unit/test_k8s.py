@@ -111,6 +111,8 @@ def test_the_example_itself_validates() -> None:
 EXAMPLE_CONFIG = """
 version = 1
 sglang_version = "0.5.23"
+[master]
+pixi_environment = "latest"
 [instances.sglang]
 model_path = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 host = "0.0.0.0"
@@ -286,7 +288,7 @@ def test_the_key_is_only_a_secret_reference_and_reaches_sglang_as_a_file(tmp_pat
 def test_words_are_kept_from_kubernetes_expansion(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
-        'version = 1\nsglang_version = "0.5.23"\n[instances.my_model]\nmodel_path = "/m/x"\n'
+        'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_environment = "latest"\n[instances.my_model]\nmodel_path = "/m/x"\n'
         'served_model_name = "a$(HOME)b"\ngpu_ids = [0]\nenv = { X = "$(PATH)" }\n'
     )
     (lws, service) = emitted(config, tmp_path)["my-model.yaml"]
@@ -301,19 +303,23 @@ def test_words_are_kept_from_kubernetes_expansion(tmp_path: Path) -> None:
     assert c["command"][c["command"].index("--host") + 1] == "0.0.0.0"
 
 
-def test_replicas_come_from_one_place(monkeypatch: pytest.MonkeyPatch) -> None:
-    result = check(ROOT / "tests/cases/valid/multi-node-two/config.toml")
+def test_an_instance_with_replicas_is_one_leaderworkerset_with_that_many_groups() -> None:
+    result = check(ROOT / "tests/cases/valid/gateway-replicas/config.toml")
     assert result.plan is not None
-    monkeypatch.setattr(k8s, "lws_replicas", lambda unit: 3)
     artifacts, _ = k8s.render_k8s(result.plan, "/out")
-    lws = next(yaml.safe_load_all(next(a for a in artifacts if a.relpath == "k8s/big.yaml").text))
-    assert lws["spec"]["replicas"] == 3
+    files = sorted(a.relpath for a in artifacts if a.relpath.startswith("k8s/"))
+    assert files == ["k8s/a.yaml", "k8s/b.yaml", "k8s/c.yaml"], "one LeaderWorkerSet per instance, not per replica"
+    replicas = {
+        f: next(yaml.safe_load_all(next(a for a in artifacts if a.relpath == f).text))["spec"]["replicas"]
+        for f in files
+    }
+    assert replicas == {"k8s/a.yaml": 1, "k8s/b.yaml": 3, "k8s/c.yaml": 1}
 
 
 def test_what_kubernetes_cannot_take_is_a_finding(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
-        'version = 1\nsglang_version = "0.5.23"\n'
+        'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_environment = "latest"\n'
         '[instances.a_b]\nmodel_path = "/m/a"\ngpu_ids = [0]\n'
         '[instances.a-b]\nmodel_path = "/top"\ngpu_ids = [1]\nserver_args_env = { "admin-api-key" = "ADMIN" }\n'
     )

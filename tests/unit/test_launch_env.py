@@ -55,7 +55,7 @@ class Box:
     def compile(self, instance: str = "", master: str = "") -> Path:
         config = self.tmp / "config.toml"
         config.write_text(
-            f'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_project_dir = "{self.project}"\n'
+            f'version = 1\nsglang_version = "0.5.10.post1"\n[master]\npixi_project_dir = "{self.project}"\n'
             f'runtime_dir = "{self.run_dir}/run"\nlog_dir = "{self.tmp}/logs"\n{master}\n'
             f'[instances.x]\nmodel_path = "{self.model}"\ngpu_ids = [1, 2]\ntp_size = 2\nport = 2\n{instance}\n'
         )

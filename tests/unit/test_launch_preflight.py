@@ -37,7 +37,7 @@ def box(tmp_path: Path):
     def compile_(instance: str = "", master: str = "", model_path: Path = model, runtime: str = "") -> Path:
         config = tmp_path / "config.toml"
         config.write_text(
-            f'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_project_dir = "{project}"\n'
+            f'version = 1\nsglang_version = "0.5.10.post1"\n[master]\npixi_project_dir = "{project}"\n'
             f'runtime_dir = "{runtime or short / "run"}"\nlog_dir = "{tmp_path}/logs"\n{master}\n'
             f'[instances.dep]\nmodel_path = "{model}"\ngpu_ids = [0]\nport = 1\n'
             f'[instances.x]\nmodel_path = "{model_path}"\ngpu_ids = [1, 2]\ntp_size = 2\nport = 2\n{instance}\n'

@@ -12,7 +12,7 @@ import pytest
 
 from support.cli import run_cli
 
-VALID = 'version = 1\nsglang_version = "0.5.23"\n[instances.a]\nmodel_path = "/llm-models/a"\ngpu_ids = [0]\n'
+VALID = 'version = 1\nsglang_version = "0.5.23"\n[master]\npixi_environment = "latest"\n[instances.a]\nmodel_path = "/llm-models/a"\ngpu_ids = [0]\n'
 DEPTH = 5000
 
 
@@ -169,3 +169,22 @@ def test_real_process_never_tracebacks(kind: str, tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     one_line(proc.stderr, "config.toml")
+
+
+def test_locate_finds_keys_in_tables_dotted_keys_and_inline_tables() -> None:
+    from sglangc.load import locate
+
+    raw = (
+        b'version = 1\n[master]\ngpu_count = "8"\n[instances.a]\nmodel_path = "/m"\n'
+        b'server_args = { "context-length" = 1, tp = 2 }\n[instances.b]\nenv.HF_TOKEN = "x"\ngpu_ids = [0, 1]\n'
+    )
+    assert locate(raw, "version") == (1, 1)
+    assert locate(raw, "master.gpu_count") == (3, 1)
+    assert locate(raw, "instances.a.server_args.context-length") == (6, 18)  # the name inside its quotes
+    assert locate(raw, "instances.a.server_args.tp") == (6, 39)
+    assert locate(raw, "instances.b.env.HF_TOKEN") == (8, 5)
+    assert locate(raw, "instances.b.gpu_ids[1]") == (9, 1)
+    assert locate(raw, "instances.b.port") == (7, 1)  # not written: the table it belongs in
+    assert locate(raw, "instances.zz") == (0, 0)
+    assert locate(raw, 'instances."my model"') == (0, 0)  # quoted key paths are not looked for
+    assert locate(b"\xff\xfe", "version") == (0, 0)

@@ -200,6 +200,8 @@ def test_supervisor_accepts_conf(config, tmp_path, short_dir, monkeypatch):
     (log_dir / "sglangc").mkdir(parents=True)  # the private log directory the runner makes at start
     copy = tmp_path / "config.toml"
     copy.write_text(with_dirs(config.read_text(encoding="utf-8"), run_dir, log_dir), encoding="utf-8")
+    for extra in config.parent.glob("*.yaml"):  # a case's sglang_config files, read relative to the config
+        (tmp_path / extra.name).write_bytes(extra.read_bytes())
     out = tmp_path / "out"
     plan = write_artifacts(copy, out, monkeypatch)
 

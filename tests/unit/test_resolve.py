@@ -16,13 +16,20 @@ from sglangc.pipeline import Checked, check
 from sglangc.report import plan_json
 
 HEADER = 'version = 1\nsglang_version = "0.5.23"\n'
+LATEST = 'pixi_environment = "latest"'
 
 
 @pytest.fixture
 def resolve(tmp_path: Path) -> t.Callable[..., Checked]:
     def run(body: str, name: str = "config.toml") -> Checked:
         path = tmp_path / name
-        path.write_text(HEADER + body, encoding="utf-8")
+        # the version 0.5.23 is what the template's `latest` environment installs
+        text = (
+            body.replace("[master]\n", f"[master]\n{LATEST}\n", 1)
+            if "[master]\n" in body
+            else f"[master]\n{LATEST}\n{body}"
+        )
+        path.write_text(HEADER + text, encoding="utf-8")
         return check(path)
 
     return run
@@ -456,13 +463,13 @@ def test_argv_server_args_sorted_after_typed_fields(resolve):
         ('"lora-paths" = []', ["--lora-paths"]),  # nargs="*" may be empty
         (
             '"default-chat-template-kwargs" = { enable_thinking = false, n = 2, s = "é" }',
-            ["--default-chat-template-kwargs", '{"enable_thinking": false, "n": 2, "s": "é"}'],
-        ),  # table → JSON text
+            ["--default-chat-template-kwargs", '{"enable_thinking":false,"n":2,"s":"é"}'],
+        ),  # table → compact JSON text
         (
             '"default-chat-template-kwargs" = \'{"a": 1}\'',
             ["--default-chat-template-kwargs", '{"a": 1}'],
         ),  # JSON string
-        ('"forward-hooks" = ["x", 1]', ["--forward-hooks", '["x", 1]']),  # list for a JSON-list flag
+        ('"forward-hooks" = ["x", 1]', ["--forward-hooks", '["x",1]']),  # list for a JSON-list flag
         ('"context-length" = "128k"', ["--context-length", "128k"]),
         ('"schedule-conservativeness" = 1', ["--schedule-conservativeness", "1"]),  # int for a float flag
         ('"schedule-conservativeness" = 0.25', ["--schedule-conservativeness", "0.25"]),

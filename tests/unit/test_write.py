@@ -11,6 +11,7 @@ from support.cli import run_cli
 CONFIG_TWO = """version = 1
 sglang_version = "0.5.23"
 [master]
+pixi_environment = "latest"
 gpu_count = 2
 [instances.a]
 model_path = "/m/a"

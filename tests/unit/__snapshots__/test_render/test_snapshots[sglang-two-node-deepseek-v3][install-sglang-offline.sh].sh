@@ -14,7 +14,7 @@ sglangc_version=0.1.0
 default_bundle=/hard/volume/workspace/sglang-offline-bundle.tar
 default_sha256=''
 default_project_dir=/hard/volume/workspace/sglang-pixi-offline
-default_environment=default
+default_environment=latest
 default_template_dir=/soft/app/sglang/pixi
 
 lib=/soft/app/sglang/lib

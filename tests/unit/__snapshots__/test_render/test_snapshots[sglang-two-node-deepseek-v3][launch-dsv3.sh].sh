@@ -12,7 +12,7 @@ set -euo pipefail
 me=launch-dsv3
 name=dsv3
 default_project_dir=/hard/volume/workspace/sglang-pixi-offline
-default_environment=default
+default_environment=latest
 model_path=/llm-models/DeepSeek-V3
 host=0.0.0.0
 port=30000
