@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import re
 import typing as t
 
 from sglangc.load import SourceDoc
@@ -26,6 +27,7 @@ class Master:
     stop_timeout: int = 120
     ready_timeout: int = 1800
     cache_dir: str | None = None  # None: <pixi project dir>/.cache/sglang, resolved at launch
+    models_dir: str = "/hard/volume/workspace/llm-models"  # downloads without a model_path: <models_dir>/<repo>
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,26 @@ class BundleDefaults:
 
     path: str = "/hard/volume/workspace/sglang-offline-bundle.tar"
     sha256: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Download:
+    """An instance's [instances.<name>.download] table: where download-models.sh fetches its weights from."""
+
+    repo: str
+    source: str = "huggingface"
+    revision: str = "main"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    token_env: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the revision is a commit id (40 hex digits): the model it names never changes."""
+        return bool(_COMMIT.fullmatch(self.revision))
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +79,7 @@ class Instance:
     env: tuple[tuple[str, str], ...] = ()  # sorted by name, values as strings
     server_args: tuple[tuple[str, t.Any], ...] = ()  # sorted by flag, values as TOML gave them
     server_args_env: tuple[tuple[str, str], ...] = ()  # flag → the variable holding its secret value, sorted
+    download: Download | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,14 +112,23 @@ def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Dep
         sglang_version=data.get("sglang_version") or default_sglang_version(master.pixi_environment),
         master=master,
         bundle=BundleDefaults(**data.get("bundle", {})),
-        instances=tuple(build_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
+        instances=tuple(
+            build_instance(name, data["instances"][name], master.models_dir) for name in sorted(data["instances"])
+        ),
     )
 
 
-def build_instance(name: str, raw: dict[str, t.Any]) -> Instance:
-    """One instance from its schema-clean table."""
+def build_instance(name: str, raw: dict[str, t.Any], models_dir: str = Master.models_dir) -> Instance:
+    """One instance from its schema-clean table (a download without model_path lands in models_dir)."""
     fields = dict(raw)
     gpu_ids = fields.pop("gpu_ids", None)
+    if "download" in fields:
+        table = dict(fields.pop("download"))
+        download = Download(
+            include=tuple(table.pop("include", ())), exclude=tuple(table.pop("exclude", ())), **table
+        )
+        fields["download"] = download
+        fields.setdefault("model_path", f"{models_dir.rstrip('/')}/{download.repo}")
     return Instance(
         name=name,
         gpu_ids=tuple(gpu_ids) if isinstance(gpu_ids, list) else gpu_ids,

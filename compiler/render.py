@@ -13,14 +13,15 @@ import jinja2
 from sglangc import __version__
 from sglangc.emit_templates import DIR as TEMPLATES
 from sglangc.errors import GeneratedOutputError, is_forbidden_char
-from sglangc.resolve import SOCKET_NAME, Plan
+from sglangc.resolve import SOCKET_NAME, LaunchUnit, Plan
 
 GROUP = "sglang"
 MANIFEST = "manifest.json"
 PIXI_TEMPLATE = "pixi/pixi.toml"
 LIB = "lib"
 # The runtime's static bash, copied verbatim into DIR/lib: what the generated scripts source.
-RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh")
+RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh", "download.sh")
+DOWNLOADER = "download-models.sh"  # generated only when an instance has a download table
 
 
 def pixi_template() -> str:
@@ -67,6 +68,8 @@ def render(plan: Plan, out_dir: str) -> tuple[Artifact, ...]:
         Artifact(PIXI_TEMPLATE, pixi_template(), generated=False),
         *(Artifact(f"{LIB}/{name}", _package_text(f"runtime/{name}"), generated=False) for name in RUNTIME),
     ]
+    if context["downloads"]:
+        artifacts.append(Artifact(DOWNLOADER, env.get_template(f"{DOWNLOADER}.j2").render(context), True))
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts))
 
@@ -159,6 +162,8 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
         "cache_dir": master.cache_dir,
         "settle_seconds": plan.settle_seconds,
         "group": GROUP,
+        "downloads": [_download_row(u) for u in plan.units if u.download],
+        "downloader": path(DOWNLOADER) if any(u.download for u in plan.units) else "",
         "units": [
             {
                 **dataclasses.asdict(u),
@@ -169,6 +174,26 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
             for u in plan.start_order
         ],
     }
+
+
+def _download_row(u: LaunchUnit) -> list[object]:
+    """One row of download-models.sh's `models`: the instance, its download table and where it lands."""
+    d = u.download
+    assert d is not None
+    return [
+        u.name,
+        "yes" if u.enabled else "no",
+        d.source,
+        d.repo,
+        d.revision,
+        "yes" if d.pinned else "no",
+        u.model_path,
+        d.token_env or "",
+        len(d.include),
+        *d.include,
+        len(d.exclude),
+        *d.exclude,
+    ]
 
 
 def _manifest(plan: Plan, artifacts: list[Artifact]) -> Artifact:

@@ -10,7 +10,7 @@ import typing as t
 
 from sglangc.catalog import Catalog, FlagCheck, check_parsers, check_server_args, check_server_args_env
 from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
-from sglangc.model import Deployment, Instance, Master
+from sglangc.model import Deployment, Download, Instance, Master
 
 SHARED_GPU_MEMORY = 0.9
 # With mem_fraction_static unset SGLang picks a share of each GPU from its memory and the parallel layout; the
@@ -62,6 +62,7 @@ class LaunchUnit:
     log_file: str
     pid_file: str
     secret_file: str | None  # the YAML the secrets reach SGLang through; None without secrets
+    download: Download | None = None  # where download-models.sh fetches the weights from; None: they are local
 
     @property
     def memory_percent(self) -> int:
@@ -147,6 +148,7 @@ def resolve(dep: Deployment, catalog: Catalog) -> tuple[Plan, list[Finding]]:
             weight_split=i.tp_size * flags[i.name].pp_size,
             memory_fraction=i.mem_fraction_static if i.mem_fraction_static is not None else AUTO_MEMORY_FRACTION,
             **_files(dep.master, i.name, bool(_secret_envs(i))),
+            download=i.download,
         )
         for i in dep.instances
     )
@@ -218,6 +220,8 @@ def _exports(inst: Instance, gpus: tuple[int, ...]) -> tuple[tuple[str, str], ..
     exports = [("CUDA_VISIBLE_DEVICES", ",".join(map(str, gpus))), *inst.env]
     if "PYTHONUNBUFFERED" not in dict(inst.env):
         exports.append(("PYTHONUNBUFFERED", "1"))
+    if inst.download and "HF_HUB_OFFLINE" not in dict(inst.env):
+        exports.append(("HF_HUB_OFFLINE", "1"))  # the weights are on disk: SGLang never reaches for the hub
     return tuple(exports)
 
 
@@ -250,6 +254,7 @@ def check_instance(inst: Instance, catalog: Catalog, config: str) -> tuple[FlagC
         *check_server_args_env(inst, catalog, config),
         *check_parsers(inst, catalog, config),
         *_check_env(inst, config),
+        *_check_download(inst, config),
     ]
     for field in ("model_path", "served_model_name", "host"):
         if (getattr(inst, field) or "").startswith("-"):
@@ -297,6 +302,33 @@ def _argv(dep: Deployment, i: Instance, port: int | None, flags: FlagCheck) -> t
     if secret:
         argv += ["--config", secret]
     return (*argv, *flags.argv)
+
+
+def _check_download(inst: Instance, config: str) -> list[Finding]:
+    if inst.download is None:
+        return []
+    findings = []
+    if not inst.model_path.startswith("/"):
+        findings.append(
+            Finding(
+                config,
+                key_path("instances", inst.name, "model_path"),
+                f"{show(inst.model_path)}: with a download table, model_path is the directory the model lands in and must be an absolute path",
+            )
+        )
+    if not inst.download.pinned:
+        findings.append(
+            Finding(
+                config,
+                key_path("instances", inst.name, "download", "revision"),
+                (
+                    f"{show(inst.download.revision)} is not a pinned commit: the model changes when the repository "
+                    "does, and every download-models.sh run asks the hub; give a commit id (40 hex digits)"
+                ),
+                "warning",
+            )
+        )
+    return findings
 
 
 def secret_env_name(name: str) -> bool:

@@ -1,0 +1,209 @@
+"""A stand-in for the Hugging Face Hub: serves tiny repositories the way the Hub answers the calls that
+`huggingface_hub` (its `hf download` and `HfApi.model_info`) makes, so the real client runs against it through
+`HF_ENDPOINT`. Stdlib only.
+
+    python tests/fakes/hub.py --port PORT --repos DIR [--token TOKEN] [--rate BYTES_PER_S] [--log FILE]
+
+DIR holds one directory per repository, `DIR/<org>/<name>/`, its files the repository's files at its one
+commit. The commit id is the SHA-1 of the file list (path, size, sha256), so it changes when a file does.
+Revisions answered: `main` and the commit id; any other is `RevisionNotFound`, an unknown repository
+`RepoNotFound` (both 404 with the Hub's `X-Error-Code` header). With --token every repository is private: no
+token is a 401 like the Hub's for a private repo, another token the Hub's 401 "Invalid credentials".
+
+Calls (as the Hub has them):
+    GET  /api/models/<repo>/revision/<rev>[?blobs=true]   model info: sha, siblings (size, blobId, lfs.sha256)
+    HEAD /<repo>/resolve/<rev>/<path>                     X-Repo-Commit, ETag (LFS: sha256; else the git blob
+                                                          id), X-Linked-Size/-Etag for LFS, Content-Length
+    GET  /<repo>/resolve/<rev>/<path>                     the bytes; `Range: bytes=N-` resumes (206)
+Files whose name ends in .safetensors or .bin are LFS files, as on the Hub.
+
+--rate throttles each file transfer (so a test can kill a download mid-file); the file DIR/.rate, when present,
+overrides it with its number (0: unthrottled) while the server runs. --log appends one line per request:
+`METHOD PATH RANGE` (RANGE is `-` without one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.server
+import json
+import os
+import re
+import time
+import urllib.parse
+from pathlib import Path
+
+LFS_SUFFIXES = (".safetensors", ".bin")
+API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/?]+)$")
+RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+
+
+def git_blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+class Repo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def files(self) -> list[dict[str, object]]:
+        out = []
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            entry: dict[str, object] = {
+                "rfilename": path.relative_to(self.root).as_posix(),
+                "size": len(data),
+                "blobId": git_blob_id(data),
+            }
+            if path.name.endswith(LFS_SUFFIXES):
+                entry["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
+            out.append(entry)
+        return out
+
+    def commit(self) -> str:
+        listing = json.dumps([(f["rfilename"], f["size"], f["blobId"]) for f in self.files()])
+        return hashlib.sha1(listing.encode()).hexdigest()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "hub-standin/1"
+    protocol_version = "HTTP/1.1"
+    options: argparse.Namespace
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def _log(self) -> None:
+        if self.options.log:
+            with open(self.options.log, "a") as f:
+                f.write(f"{self.command} {urllib.parse.urlsplit(self.path).path} {self.headers.get('Range', '-')}\n")
+
+    def _error(self, status: int, code: str | None = None, message: str | None = None) -> None:
+        body = json.dumps({"error": message or code or "error"}).encode()
+        self.send_response(status)
+        if code:
+            self.send_header("X-Error-Code", code)
+        if message:
+            self.send_header("X-Error-Message", message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _authorized(self) -> bool:
+        if not self.options.token:
+            return True
+        given = self.headers.get("Authorization", "")
+        if given == f"Bearer {self.options.token}":
+            return True
+        if given:
+            self._error(401, message="Invalid credentials in Authorization header")
+        else:
+            self._error(401, "RepoNotFound", "Repository not found")
+        return False
+
+    def _repo(self, name: str, rev: str) -> Repo | None:
+        root = Path(self.options.repos, name)
+        if ".." in name.split("/") or not root.is_dir():
+            self._error(404, "RepoNotFound", "Repository not found")
+            return None
+        repo = Repo(root)
+        if rev not in ("main", repo.commit()):
+            self._error(404, "RevisionNotFound", "Invalid rev id: " + rev)
+            return None
+        return repo
+
+    def do_HEAD(self) -> None:
+        self._resolve(body=False)
+
+    def do_GET(self) -> None:
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        if m := API.match(path):
+            self._log()
+            if not self._authorized() or not (repo := self._repo(m["repo"], m["rev"])):
+                return
+            doc = {"id": m["repo"], "modelId": m["repo"], "sha": repo.commit(), "private": bool(self.options.token)}
+            doc["siblings"] = repo.files()
+            body = json.dumps(doc).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self._resolve(body=True)
+
+    def _resolve(self, body: bool) -> None:
+        self._log()
+        path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        m = RESOLVE.match(path)
+        if not m:
+            self._error(404, message="not a Hub route of this stand-in")
+            return
+        if not self._authorized() or not (repo := self._repo(m["repo"], m["rev"])):
+            return
+        entry = next((f for f in repo.files() if f["rfilename"] == m["path"]), None)
+        if entry is None:
+            self._error(404, "EntryNotFound", "Entry not found")
+            return
+        data = (repo.root / m["path"]).read_bytes()
+        lfs = t_dict(entry.get("lfs"))
+        etag = f'"{lfs["sha256"] if lfs else entry["blobId"]}"'
+        start = 0
+        if body and (r := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))):
+            start = min(int(r[1]), len(data))
+        self.send_response(206 if start else 200)
+        self.send_header("X-Repo-Commit", repo.commit())
+        self.send_header("ETag", etag)
+        if lfs:
+            self.send_header("X-Linked-Etag", etag)
+            self.send_header("X-Linked-Size", str(len(data)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        if body:
+            self._send(data[start:])
+
+    def _send(self, data: bytes) -> None:
+        chunk = 4096
+        for offset in range(0, len(data), chunk):
+            rate = self._rate()
+            try:
+                self.wfile.write(data[offset : offset + chunk])
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return
+            if rate:
+                time.sleep(chunk / rate)
+
+    def _rate(self) -> float:
+        try:
+            return float(Path(self.options.repos, ".rate").read_text())
+        except (OSError, ValueError):
+            return self.options.rate
+
+
+def t_dict(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--repos", required=True)
+    parser.add_argument("--token", default=os.environ.get("HUB_STANDIN_TOKEN", ""))
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--log", default="")
+    options = parser.parse_args()
+    Handler.options = options
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", options.port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
