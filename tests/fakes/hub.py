@@ -18,7 +18,8 @@ Calls (as the Hub has them):
 Files whose name ends in .safetensors or .bin are LFS files, as on the Hub.
 
 --rate throttles each file transfer (so a test can kill a download mid-file); the file DIR/.rate, when present,
-overrides it with its number (0: unthrottled) while the server runs. --log appends one line per request:
+overrides it while the server runs: `RATE [AFTER]`, bytes per second (0: unthrottled) past the first AFTER bytes
+of each transfer (default 0). --log appends one line per request:
 `METHOD PATH RANGE` (RANGE is `-` without one).
 """
 
@@ -171,20 +172,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _send(self, data: bytes) -> None:
         chunk = 4096
         for offset in range(0, len(data), chunk):
-            rate = self._rate()
+            rate, after = self._rate()
             try:
                 self.wfile.write(data[offset : offset + chunk])
                 self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return
-            if rate:
+            if rate and offset >= after:
                 time.sleep(chunk / rate)
 
-    def _rate(self) -> float:
+    def _rate(self) -> tuple[float, int]:
         try:
-            return float(Path(self.options.repos, ".rate").read_text())
-        except (OSError, ValueError):
-            return self.options.rate
+            words = Path(self.options.repos, ".rate").read_text().split()
+            return float(words[0]), int(words[1]) if len(words) > 1 else 0
+        except (OSError, ValueError, IndexError):
+            return self.options.rate, 0
 
 
 def t_dict(value: object) -> dict[str, object]:
