@@ -124,9 +124,7 @@ def build_instance(name: str, raw: dict[str, t.Any], models_dir: str = Master.mo
     gpu_ids = fields.pop("gpu_ids", None)
     if "download" in fields:
         table = dict(fields.pop("download"))
-        download = Download(
-            include=tuple(table.pop("include", ())), exclude=tuple(table.pop("exclude", ())), **table
-        )
+        download = Download(include=tuple(table.pop("include", ())), exclude=tuple(table.pop("exclude", ())), **table)
         fields["download"] = download
         fields.setdefault("model_path", f"{models_dir.rstrip('/')}/{download.repo}")
     return Instance(

@@ -90,7 +90,7 @@ def _model_sources(data: dict[str, t.Any], config: str) -> list[Finding]:
         Finding(
             config,
             key_path("instances", name, "model_path"),
-            "required key is missing (or give a download table to fetch the model)",
+            "required key is missing",
         )
         for name, raw in instances.items()
         if isinstance(raw, dict) and "model_path" not in raw and "download" not in raw

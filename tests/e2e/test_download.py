@@ -89,7 +89,7 @@ def compile_config(tmp: Path, download: str, model_path: str | None = None) -> t
     models = tmp / "models"
     text = (
         f'version = 1\nsglang_version = "0.5.23"\n[master]\nmodels_dir = "{models}"\n'
-        '[instances.tiny]\ngpu_ids = [0]\n' + (f'model_path = "{model_path}"\n' if model_path else "")
+        "[instances.tiny]\ngpu_ids = [0]\n" + (f'model_path = "{model_path}"\n' if model_path else "")
     )
     text += f'[instances.tiny.download]\nrepo = "org/tiny"\n{download}\n'
     config = tmp / "download.toml"
@@ -297,7 +297,7 @@ def test_a_shard_left_out_by_exclude_fails_verification(tmp_path, hub):
 
 def test_model_path_given_is_where_it_lands_and_launch_names_the_command(tmp_path, hub):
     target = tmp_path / "elsewhere" / "tiny-model"
-    out, model = compile_config(tmp_path, "", model_path=str(target))
+    out, _ = compile_config(tmp_path, "", model_path=str(target))
     env = environment(tmp_path, hub.port)
     preflight = procs.run(["bash", str(out / "launch-tiny.sh"), "--preflight"], env=env, timeout=60)
     assert preflight.returncode == 11
