@@ -36,8 +36,8 @@ def make_repo(root: Path, shard: int = SHARD) -> Path:
     (repo / "model-00001-of-00002.safetensors").write_bytes(os.urandom(shard))
     (repo / "model-00002-of-00002.safetensors").write_bytes(os.urandom(200_000))
     (repo / "README.md").write_text("a tiny repository\n")
-    index = {"metadata": {"total_size": shard + 200_000}, "weight_map": {"a": "model-00001-of-00002.safetensors"}}
-    index["weight_map"]["b"] = "model-00002-of-00002.safetensors"
+    shards = {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
+    index = {"metadata": {"total_size": shard + 200_000}, "weight_map": shards}
     (repo / "model.safetensors.index.json").write_text(json.dumps(index))
     return repo
 
