@@ -10,7 +10,6 @@ where the installer puts SGLang's: $AUTO_INFER_SGLANG_PIXI_PROJECT_DIR/.pixi/env
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -19,62 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from support import ROOT, SYSTEM_PATH, load_module, procs, wait_for
+from support import SYSTEM_PATH, procs, wait_for
 from support.cli import run_cli
+from support.hub import Hub
 from support.net import free_port
 
-HUB = ROOT / "tests" / "fakes" / "hub.py"
 TOKEN = "hf_standin_secret_4d2c"
-SHARD = 300_000
 BIG_SHARD = 10 * 1024 * 1024 + 300_000
-
-
-def make_repo(root: Path, shard: int = SHARD) -> Path:
-    repo = root / "org" / "tiny"
-    repo.mkdir(parents=True)
-    (repo / "config.json").write_text('{"architectures": ["Qwen2ForCausalLM"]}\n')
-    (repo / "model-00001-of-00002.safetensors").write_bytes(os.urandom(shard))
-    (repo / "model-00002-of-00002.safetensors").write_bytes(os.urandom(200_000))
-    (repo / "README.md").write_text("a tiny repository\n")
-    shards = {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
-    index = {"metadata": {"total_size": shard + 200_000}, "weight_map": shards}
-    (repo / "model.safetensors.index.json").write_text(json.dumps(index))
-    return repo
-
-
-class Hub:
-    """The stand-in hub in a process of its own, with its request log."""
-
-    def __init__(self, tmp: Path, token: str = "", shard: int = SHARD) -> None:
-        self.repos = tmp / "repos"
-        self.repo = make_repo(self.repos, shard)
-        self.port = free_port()
-        self.log = tmp / "hub.log"
-        self.log.touch()
-        argv = [sys.executable, str(HUB), "--port", str(self.port), "--repos", str(self.repos), "--log", str(self.log)]
-        self.proc = subprocess.Popen(argv, env={**os.environ, "HUB_STANDIN_TOKEN": token})
-        wait_for(lambda: _listening(self.port), 30, "the stand-in hub to listen")
-
-    def requests(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if "agent-harnesses" not in line]
-
-    def throttle(self, rate: int, after: int = 0) -> None:
-        """Bytes per second past the first `after` bytes of each transfer (0: full speed)."""
-        (self.repos / ".rate").write_text(f"{rate} {after}")
-
-    def commit(self) -> str:
-        return load_module("hub_standin", HUB).Repo(self.repo).commit()
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture

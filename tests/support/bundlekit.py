@@ -4,7 +4,7 @@ Stdlib only; used by the installer, bundle and boot tests and by bench/bench_ins
 
     make_wheel(out_dir, name, version, files)      -> a real wheel (zip with METADATA, WHEEL, RECORD)
     fake_sglang_wheel / fake_torch_wheel(out_dir)  -> tiny stand-ins: sglang.__version__, torch.cuda.is_available()
-    third_party_wheels(cache)                      -> supervisor and PyYAML (+ dependencies), `pip download`ed once
+    third_party_wheels(cache, extra=())            -> supervisor and PyYAML (+ extra, + dependencies), `pip download`ed once
     wheelhouse_tar(path, wheels, ...)              -> requirements.txt + wheels/ as one plain tar
     pixi_pack_tar(path, wheels, ...)               -> pixi-pack.json, environment.yml, channel/, pypi/ as one tar
 """
@@ -136,13 +136,16 @@ def default_cache() -> Path:
     )
 
 
-def third_party_wheels(cache: Path | None = None, python: str = sys.executable) -> list[Path]:
-    """supervisor and PyYAML wheels (with their dependencies) for `python`, downloaded once into `cache`."""
+def third_party_wheels(
+    cache: Path | None = None, python: str = sys.executable, extra: tuple[str, ...] = ()
+) -> list[Path]:
+    """supervisor and PyYAML wheels (and the `extra` packages, such as huggingface_hub) with their dependencies for
+    `python`, downloaded once into `cache`."""
     cache = Path(cache or default_cache())
     tag = subprocess.run(
         [python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    target = cache / f"wheels-{tag}"
+    target = cache / f"wheels-{tag}{''.join(f'-{name}' for name in extra)}"
     with _locked(cache):
         done = target / ".complete"
         if not done.exists():
@@ -159,6 +162,7 @@ def third_party_wheels(cache: Path | None = None, python: str = sys.executable) 
                     "-d",
                     str(target),
                     *THIRD_PARTY,
+                    *extra,
                 ],
                 check=True,
             )
