@@ -267,3 +267,34 @@ def test_model_path_that_is_not_ours_is_left_alone(tmp_path, hub):
     done = download(out, environment(tmp_path, hub.port))
     assert done.returncode == 26 and "was not made by download-models.sh" in done.stderr
     assert [p.name for p in target.iterdir()] == ["config.json"]
+
+
+def boot(out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A strict entrypoint that sources the entry hook, then goes on."""
+    entry = f"set -euo pipefail\n. {out}/entry-hook.sh\necho entrypoint-continues\n"
+    return procs.run(["bash", "-c", entry], env=env, timeout=120)
+
+
+def test_download_gate_failure_does_not_stop_the_boot(tmp_path):
+    out, model = compile_config(tmp_path, "")
+    env = environment(
+        tmp_path, free_port(), AUTO_INFER_SGLANG_DOWNLOAD_TRIES="1", AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT="1"
+    )
+    done = boot(out, env)
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("entrypoint-continues")
+    assert f"sglang-entry-hook: downloading the models: {out}/download-models.sh" in done.stdout
+    assert f"sglang-entry-hook: ERROR: {out}/download-models.sh failed (exit status 21)" in done.stderr
+    assert not model.exists()
+    quiet = boot(out, {**env, "AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT": "0"})
+    assert "download" not in quiet.stdout + quiet.stderr  # the gate off: not a word about it
+
+
+def test_download_gate_without_any_download_table(tmp_path):
+    config = tmp_path / "plain.toml"
+    config.write_text('version = 1\n[instances.a]\nmodel_path = "/llm-models/x"\ngpu_ids = [0]\n')
+    out = tmp_path / "out"
+    assert run_cli("compile", str(config), "-o", str(out)).exit_code == 0
+    assert not (out / "download-models.sh").exists()
+    done = boot(out, {"PATH": SYSTEM_PATH, "AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT": "true"})
+    assert "no instance of" in done.stdout and "has a download table: nothing to download" in done.stdout
+    assert done.stdout.rstrip().endswith("entrypoint-continues")
