@@ -124,6 +124,7 @@ def build_instance(name: str, raw: dict[str, t.Any], models_dir: str = Master.mo
     gpu_ids = fields.pop("gpu_ids", None)
     if "download" in fields:
         table = dict(fields.pop("download"))
+        table.setdefault("revision", "master" if table.get("source") == "modelscope" else "main")  # the hub's default
         download = Download(include=tuple(table.pop("include", ())), exclude=tuple(table.pop("exclude", ())), **table)
         fields["download"] = download
         fields.setdefault("model_path", f"{models_dir.rstrip('/')}/{download.repo}")

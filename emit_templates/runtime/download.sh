@@ -112,24 +112,22 @@ def hf_get(repo, commit, path, dest, size):
         http_get(url, f, resume_size=f.tell(), headers=build_hf_headers(), expected_size=int(size))
 
 def ms_list(repo, rev, args):
-    import fnmatch
-    from modelscope.hub.api import HubApi
+    import fnmatch, hashlib
     include, exclude = split(args)
-    api = HubApi()
-    files = [f for f in api.get_model_files(repo, revision=rev, recursive=True) if f.get("Type") != "tree"]
-    commit = rev
-    try:
-        commit = api.get_valid_revision_detail(repo, revision=rev).get("Revision") or rev
-    except Exception:
-        pass
-    print(commit)
-    for f in files:
-        path = f["Path"]
-        if include and not any(fnmatch.fnmatch(path, p) for p in include):
-            continue
-        if any(fnmatch.fnmatch(path, p) for p in exclude):
-            continue
-        print("%s\t%s\t-\t%s" % (f.get("Size", 0), f.get("Sha256") or "-", path))
+    try:  # modelscope >= 1.40 (modelscope_hub): sizes and SHA-256
+        from modelscope_hub.api import HubApi
+        found = [(f.path, f.size, f.sha256) for f in HubApi().list_repo_files(repo, "model", revision=rev)
+                 if (getattr(f, "type", None) or "blob") != "tree"]
+    except ImportError:
+        from modelscope.hub.api import HubApi
+        found = [(f["Path"], f.get("Size", 0), f.get("Sha256")) for f in
+                 HubApi().get_model_files(repo, revision=rev, recursive=True) if f.get("Type") != "tree"]
+    files = [f for f in found if (not include or any(fnmatch.fnmatch(f[0], p) for p in include))
+             and not any(fnmatch.fnmatch(f[0], p) for p in exclude)]
+    # ModelScope names no commit in a listing: what the revision holds now stands for it
+    print("ms-" + hashlib.sha1(repr(sorted(found)).encode()).hexdigest())
+    for path, size, sha in files:
+        print("%s\t%s\t-\t%s" % (size, sha or "-", path))
 
 def chain(e):
     while e is not None:
@@ -142,13 +140,15 @@ def classify(e):
         names.update(c.__name__ for c in type(x).__mro__)
         if isinstance(x, OSError) and x.errno == errno.ENOSPC:
             return 24, "disk full"
-    status = getattr(getattr(e, "response", None), "status_code", None)
-    if "GatedRepoError" in names or status in (401, 403):
+    status = getattr(getattr(e, "response", None), "status_code", None) or getattr(e, "status_code", None)
+    if names & {"GatedRepoError", "AuthenticationError", "PermissionDeniedError"} or status in (401, 403):
         return 23, "the hub refused access (token missing, wrong or without access to this repository)"
     if "RevisionNotFoundError" in names:
         return 22, "unknown revision"
-    if "RepositoryNotFoundError" in names or status == 404:
+    if names & {"RepositoryNotFoundError", "RepoNotFoundError"}:
         return 22, "unknown repository (or a private one: it needs a token)"
+    if names & {"NotExistError", "NotFoundError"} or status == 404:
+        return 22, "unknown repository or revision (or a private repository: it needs a token)"
     network = {"ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError", "ConnectionError",
                "OfflineModeIsEnabled", "ProxyError", "RemoteProtocolError", "ReadTimeout", "ReadError"}
     if names & network or "TransportError" in names:
@@ -295,7 +295,7 @@ fetch_file() { # SIZE SHA256 BLOB PATH
   started=$(now_us)
   if [ "${sources[i]}" = modelscope ]; then
     rc=0
-    client /dev/null "$PREFIX/bin/modelscope" download "${repos[i]}" "$path" --revision "$commit" --local-dir "$partial/.sglangc/ms" || rc=$?
+    client /dev/null "$PREFIX/bin/modelscope" download "${repos[i]}" "$path" --revision "${revisions[i]}" --local-dir "$partial/.sglangc/ms" || rc=$?
     [ "$rc" = 0 ] || { why="modelscope download $path failed (exit status $rc): $said"; return 27; }
     mv -f -- "$partial/.sglangc/ms/$path" "$part" || { why="modelscope download left no $path"; return 27; }
   else

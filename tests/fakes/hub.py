@@ -38,6 +38,7 @@ from pathlib import Path
 LFS_SUFFIXES = (".safetensors", ".bin")
 API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/?]+)$")
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+MS_REPO = re.compile(r"^/api/v1/models/(?P<repo>[^/]+/[^/]+)/repo(?P<files>/files)?$")
 
 
 def git_blob_id(data: bytes) -> str:
@@ -121,6 +122,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
+        if m := MS_REPO.match(path):
+            self._modelscope(m["repo"], bool(m["files"]))
+            return
         if m := API.match(path):
             self._log()
             if not self._authorized() or not (repo := self._repo(m["repo"], m["rev"])):
@@ -187,6 +191,49 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return float(words[0]), int(words[1]) if len(words) > 1 else 0
         except (OSError, ValueError, IndexError):
             return self.options.rate, 0
+
+    def _modelscope(self, name: str, listing: bool) -> None:
+        """ModelScope's two calls: the file list of a revision, and one file (`master` is its main branch)."""
+        self._log()
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
+        rev = query.get("Revision") or "master"
+        if not self._authorized() or not (repo := self._repo(name, "main" if rev == "master" else rev)):
+            return
+        files = repo.files()
+        if listing:
+            entries = [
+                {
+                    "Name": f["rfilename"].rsplit("/", 1)[-1],
+                    "Path": f["rfilename"],
+                    "Size": f["size"],
+                    "Sha256": hashlib.sha256((repo.root / str(f["rfilename"])).read_bytes()).hexdigest(),
+                    "Type": "blob",
+                    "Revision": repo.commit(),
+                }
+                for f in files
+            ]
+            body = json.dumps({"Code": 200, "Success": True, "Data": {"Files": entries}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        target = query.get("FilePath", "")
+        if not any(f["rfilename"] == target for f in files):
+            self._error(404, "EntryNotFound", "file not found")
+            return
+        data = (repo.root / target).read_bytes()
+        start = 0
+        if r := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "")):
+            start = min(int(r[1]), len(data))
+        self.send_response(206 if start else 200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        self._send(data[start:])
 
 
 def t_dict(value: object) -> dict[str, object]:

@@ -49,7 +49,12 @@ class Hub:
         wait_for(lambda: _listening(self.port), 30, "the stand-in hub to listen")
 
     def requests(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if "agent-harnesses" not in line]
+        noise = ("agent-harnesses", "internalAccelerationInfo")  # the clients' own side calls
+        return [line for line in self.log.read_text().splitlines() if not any(n in line for n in noise)]
+
+    def transfers(self) -> list[str]:
+        """The paths of the file downloads requested (Hugging Face's resolve, ModelScope's repo?FilePath)."""
+        return [r.split()[1] for r in self.requests() if "/resolve/" in r or r.split()[1].endswith("/repo")]
 
     def throttle(self, rate: int, after: int = 0) -> None:
         """Bytes per second past the first `after` bytes of each transfer (0: full speed)."""
