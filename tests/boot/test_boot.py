@@ -234,8 +234,10 @@ def host_bundle_with_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         bundle = work / "sglang-offline-bundle.tar"
         run(
-            ["sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output", str(bundle)]
-            + ["--find-links", str(wheels), "--no-index", "--cache-dir", str(work / "cache")],
+            [
+                *("sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output", str(bundle)),
+                *("--find-links", str(wheels), "--no-index", "--cache-dir", str(work / "cache")),
+            ],
             timeout=300,
         )
 
