@@ -203,7 +203,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if listing:
             entries = [
                 {
-                    "Name": f["rfilename"].rsplit("/", 1)[-1],
+                    "Name": str(f["rfilename"]).rsplit("/", 1)[-1],
                     "Path": f["rfilename"],
                     "Size": f["size"],
                     "Sha256": hashlib.sha256((repo.root / str(f["rfilename"])).read_bytes()).hexdigest(),
