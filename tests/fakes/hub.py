@@ -14,8 +14,13 @@ Calls (as the Hub has them):
     GET  /api/models/<repo>/revision/<rev>[?blobs=true]   model info: sha, siblings (size, blobId, lfs.sha256)
     HEAD /<repo>/resolve/<rev>/<path>                     X-Repo-Commit, ETag (LFS: sha256; else the git blob
                                                           id), X-Linked-Size/-Etag for LFS, Content-Length
-    GET  /<repo>/resolve/<rev>/<path>                     the bytes; `Range: bytes=N-` resumes (206)
+    GET  /<repo>/resolve/<rev>/<path>                     the bytes; `Range: bytes=N-` resumes (206). An LFS
+                                                          file is a 302 to another origin (localhost), as the
+                                                          Hub sends its CDN: /cdn/<repo>/<sha256>/<path>, which
+                                                          needs no token (the client drops it on the way)
 Files whose name ends in .safetensors or .bin are LFS files, as on the Hub.
+ModelScope's calls (MODELSCOPE_ENDPOINT): GET /api/v1/models/<repo>/repo/files?Revision=R (the listing, with
+SHA-256) and GET /api/v1/models/<repo>/repo?Revision=R&FilePath=P (a file); its main branch is `master`.
 
 --rate throttles each file transfer (so a test can kill a download mid-file); the file DIR/.rate, when present,
 overrides it while the server runs: `RATE [AFTER]`, bytes per second (0: unthrottled) past the first AFTER bytes
@@ -38,6 +43,7 @@ from pathlib import Path
 LFS_SUFFIXES = (".safetensors", ".bin")
 API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/revision/(?P<rev>[^/?]+)$")
 RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+CDN = re.compile(r"^/cdn/(?P<repo>[^/]+/[^/]+)/(?P<sha256>[0-9a-f]{64})/(?P<path>.+)$")
 MS_REPO = re.compile(r"^/api/v1/models/(?P<repo>[^/]+/[^/]+)/repo(?P<files>/files)?$")
 
 
@@ -125,6 +131,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if m := MS_REPO.match(path):
             self._modelscope(m["repo"], bool(m["files"]))
             return
+        if m := CDN.match(path):
+            self._cdn(m["repo"], m["sha256"], m["path"])
+            return
         if m := API.match(path):
             self._log()
             if not self._authorized() or not (repo := self._repo(m["repo"], m["rev"])):
@@ -156,6 +165,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         data = (repo.root / m["path"]).read_bytes()
         lfs = t_dict(entry.get("lfs"))
         etag = f'"{lfs["sha256"] if lfs else entry["blobId"]}"'
+        if lfs and body:
+            self.send_response(302)
+            self.send_header(
+                "Location", f"http://localhost:{self.options.port}/cdn/{m['repo']}/{lfs['sha256']}/{m['path']}"
+            )
+            self.send_header("X-Repo-Commit", repo.commit())
+            self.send_header("X-Linked-Etag", etag)
+            self.send_header("X-Linked-Size", str(len(data)))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         start = 0
         if body and (r := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))):
             start = min(int(r[1]), len(data))
@@ -192,6 +212,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (OSError, ValueError, IndexError):
             return self.options.rate, 0
 
+    def _cdn(self, name: str, sha256: str, path: str) -> None:
+        self._log()
+        file = Path(self.options.repos, name, path)
+        if ".." in Path(name, path).parts or not file.is_file():
+            self._error(404, message="no such object")
+            return
+        data = file.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            self._error(404, message="no such object")
+            return
+        self._bytes(data)
+
+    def _bytes(self, data: bytes) -> None:
+        """`data`, or what follows the offset a `Range: bytes=N-` asks for (206)."""
+        start = 0
+        if r := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "")):
+            start = min(int(r[1]), len(data))
+        self.send_response(206 if start else 200)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(len(data) - start))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.end_headers()
+        self._send(data[start:])
+
     def _modelscope(self, name: str, listing: bool) -> None:
         """ModelScope's two calls: the file list of a revision, and one file (`master` is its main branch)."""
         self._log()
@@ -223,17 +268,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not any(f["rfilename"] == target for f in files):
             self._error(404, "EntryNotFound", "file not found")
             return
-        data = (repo.root / target).read_bytes()
-        start = 0
-        if r := re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", "")):
-            start = min(int(r[1]), len(data))
-        self.send_response(206 if start else 200)
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(data) - start))
-        if start:
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.end_headers()
-        self._send(data[start:])
+        self._bytes((repo.root / target).read_bytes())
 
 
 def t_dict(value: object) -> dict[str, object]:

@@ -53,7 +53,8 @@ class Hub:
         return [line for line in self.log.read_text().splitlines() if not any(n in line for n in noise)]
 
     def transfers(self) -> list[str]:
-        """The paths of the file downloads requested (Hugging Face's resolve, ModelScope's repo?FilePath)."""
+        """The paths of the file downloads asked of the hub (Hugging Face's resolve, ModelScope's repo?FilePath;
+        not the CDN an LFS file is redirected to)."""
         return [r.split()[1] for r in self.requests() if "/resolve/" in r or r.split()[1].endswith("/repo")]
 
     def throttle(self, rate: int, after: int = 0) -> None:
