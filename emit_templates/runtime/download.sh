@@ -351,11 +351,11 @@ fetch_model() {
   fi
   [ -n "$listing" ] || { why="${repos[i]} @ ${revisions[i]} holds no file to fetch (check include and exclude)"; return 22; }
 
-  # a partial download of another commit is of no use
-  if [ -d "$partial" ] && [ "$(cat -- "$partial/.sglangc/commit" 2>/dev/null)" != "$commit" ]; then
+  # a partial download of another commit, or of another request (include, exclude), is of no use
+  if [ -d "$partial" ] && [ "$(cat -- "$partial/.sglangc/commit" 2>/dev/null)" != "$commit ${requests[i]}" ]; then
     rm -rf -- "$partial"
   fi
-  if ! { mkdir -p -- "$partial/.sglangc" && printf '%s\n' "$commit" >"$partial/.sglangc/commit"; }; then
+  if ! { mkdir -p -- "$partial/.sglangc" && printf '%s\n' "$commit ${requests[i]}" >"$partial/.sglangc/commit"; }; then
     why="cannot write in $partial"
     return 26
   fi
