@@ -10,16 +10,17 @@
 # Where a model lands: model_path is a symbolic link to a complete, verified version of the model in a
 # directory beside it, <dir>/.<base>.sglangc/ (the same file system, so every switch is a rename):
 #   partial/      the download in progress; a killed run continues there (each file resumes from its last
-#                 byte: <partial>/.sglangc/<file>.part), and is moved into place only when complete
+#                 byte: <partial>/.sglangc/<file>.part, or modelscope's own <partial>/.sglangc/ms/<file>.incomplete),
+#                 and is moved into place only when complete
 #   <commit>[.N]/ a complete version, with the hub's listing of what it holds (.sglangc-download)
 # So model_path holds a complete model or the one it held before, never half of one. After the switch the
 # versions model_path no longer names are removed.
 #
 # Verified: every file's size, and its checksum from the hub (the SHA-256 of LFS files, the git blob id of
 # the others), as it arrives; every shard that model.safetensors.index.json names is there. A complete model
-# is recognised by its listing, each file's size and mtime as recorded: a file changed on disk is fetched
-# again (--verify re-hashes every file). With a pinned revision (a commit id) a complete model is checked
-# without any network call; with a branch or tag the hub is asked which commit it names now.
+# is recognised by its listing, each file's size and mtime (in nanoseconds) as recorded: a file changed on
+# disk is fetched again (--verify re-hashes every file). With a pinned revision (a commit id) a complete model
+# is checked without any network call; with a branch or tag the hub is asked which commit it names now.
 #
 # The token (the variable the instance's token_env names) reaches the client through its environment
 # (HF_TOKEN, MODELSCOPE_API_TOKEN), never a command line, and is redacted from whatever the client prints.
@@ -264,7 +265,7 @@ complete() {
     IFS= read -r recorded_commit || return 1
     while IFS=$'\t' read -r size mtime sha blob path; do
       recorded_listing+="$size"$'\t'"$sha"$'\t'"$blob"$'\t'"$path"$'\n'
-      stat_out=$(stat -c '%s %Y' -- "$dir/$path" 2>/dev/null) || stat_out=""
+      stat_out=$(stat -c '%s %.9Y' -- "$dir/$path" 2>/dev/null) || stat_out=""
       if [ "$stat_out" != "$size $mtime" ] || { [ "$verify_all" = 1 ] && ! matches "$dir/$path" "$size" "$sha" "$blob"; }; then
         stale+=("$path")
       fi
@@ -291,6 +292,9 @@ fetch_file() { # SIZE SHA256 BLOB PATH
   if [ "$have" -gt "$size" ]; then
     rm -f -- "$part"
     have=0
+  fi
+  if [ "${sources[i]}" = modelscope ] && [ -f "$partial/.sglangc/ms/$path.incomplete" ]; then
+    have=$(stat -c %s -- "$partial/.sglangc/ms/$path.incomplete") # modelscope resumes its own
   fi
   started=$(now_us)
   if [ "${sources[i]}" = modelscope ]; then
@@ -391,7 +395,7 @@ fetch_model() {
     printf '%s\n%s\n' "${requests[i]}" "$commit"
     while IFS=$'\t' read -r size sha blob path; do
       [ -n "$path" ] || continue
-      printf '%s\t%s\t%s\t%s\t%s\n' "$size" "$(stat -c %Y -- "$partial/$path")" "$sha" "$blob" "$path"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$size" "$(stat -c %.9Y -- "$partial/$path")" "$sha" "$blob" "$path"
     done <<<"$listing"
   } >"$partial/$record" || { why="cannot write $partial/$record"; return 24; }
   rm -rf -- "$partial/.sglangc"
