@@ -210,16 +210,16 @@ matches() { # FILE SIZE SHA256 BLOB: the size and checksum the hub lists
 }
 
 # Run the client for instance $i, its token in its environment, its stdout into the file $1; the last line
-# of its stderr (redacted) in `said`.
+# of its stderr (redacted) in `said`. HF_HUB_OFFLINE=1 in the container (meant for SGLang) does not stop it.
 said=""
 client() {
   local rc=0 into=$1 err="$work/stderr" variable=${token_envs[i]} token=""
   shift
   [ -z "$variable" ] || token=${!variable:-}
   if [ -n "$token" ]; then
-    HF_TOKEN=$token MODELSCOPE_API_TOKEN=$token HF_HUB_DISABLE_PROGRESS_BARS=1 "$@" >"$into" 2>"$err" </dev/null || rc=$?
+    HF_TOKEN=$token MODELSCOPE_API_TOKEN=$token HF_HUB_OFFLINE=0 HF_HUB_DISABLE_PROGRESS_BARS=1 "$@" >"$into" 2>"$err" </dev/null || rc=$?
   else
-    HF_HUB_DISABLE_PROGRESS_BARS=1 "$@" >"$into" 2>"$err" </dev/null || rc=$?
+    HF_HUB_OFFLINE=0 HF_HUB_DISABLE_PROGRESS_BARS=1 "$@" >"$into" 2>"$err" </dev/null || rc=$?
   fi
   said=$(tail -n 1 -- "$err")
   redact "$said"

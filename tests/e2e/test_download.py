@@ -72,6 +72,7 @@ def environment(tmp: Path, port: int, **extra: str) -> dict[str, str]:
         "MODELSCOPE_CACHE": str(tmp / "modelscope-cache"),
         "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(project),
         "AUTO_INFER_SGLANG_DOWNLOAD_TRIES": "2",
+        "HF_HUB_OFFLINE": "1",  # as a container may set it for SGLang: the download goes on
         **extra,
     }
 
