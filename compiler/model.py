@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import re
 import typing as t
 
 from sglangc.load import SourceDoc
@@ -26,6 +27,7 @@ class Master:
     stop_timeout: int = 120
     ready_timeout: int = 1800
     cache_dir: str | None = None  # None: <pixi project dir>/.cache/sglang, resolved at launch
+    models_dir: str = "/hard/volume/workspace/llm-models"  # downloads without a model_path: <models_dir>/<repo>
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,26 @@ class Gateway:
 
 
 @dataclasses.dataclass(frozen=True)
+class Download:
+    """An instance's [instances.<name>.download] table: where download-models.sh fetches its weights from."""
+
+    repo: str
+    source: str = "huggingface"
+    revision: str = "main"
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    token_env: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the revision is a commit id (40 hex digits): the model it names never changes."""
+        return bool(_COMMIT.fullmatch(self.revision))
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Instance:
     name: str
     model_path: str
@@ -90,6 +112,7 @@ class Instance:
     replica_of: str | None = None  # set on the copies resolve makes of an instance with replicas: its name
     sglang_config: str | None = None  # SGLang's own YAML config, as the TOML names it
     sglang_config_args: tuple[tuple[str, t.Any], ...] = ()  # its entries (read at compile time), sorted by key
+    download: Download | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +147,9 @@ def build(doc: SourceDoc, default_sglang_version: t.Callable[[str], str]) -> Dep
         sglang_version=data.get("sglang_version") or default_sglang_version(master.pixi_environment),
         master=master,
         bundle=BundleDefaults(**data.get("bundle", {})),
-        instances=tuple(build_instance(name, data["instances"][name]) for name in sorted(data["instances"])),
+        instances=tuple(
+            build_instance(name, data["instances"][name], master.models_dir) for name in sorted(data["instances"])
+        ),
         k8s=K8s(**data.get("k8s", {})),
         gateway=build_gateway(data.get("gateway", {})),
     )
@@ -135,11 +160,17 @@ def build_gateway(raw: dict[str, t.Any]) -> Gateway:
     return Gateway(server_args=tuple(sorted(fields.pop("server_args", {}).items())), **fields)
 
 
-def build_instance(name: str, raw: dict[str, t.Any]) -> Instance:
-    """One instance from its schema-clean table."""
+def build_instance(name: str, raw: dict[str, t.Any], models_dir: str = Master.models_dir) -> Instance:
+    """One instance from its schema-clean table (a download without model_path lands in models_dir)."""
     fields = dict(raw)
     gpu_ids = fields.pop("gpu_ids", None)
     nested = isinstance(gpu_ids, list) and any(isinstance(g, list) for g in gpu_ids)
+    if "download" in fields:
+        table = dict(fields.pop("download"))
+        table.setdefault("revision", "master" if table.get("source") == "modelscope" else "main")  # the hub's default
+        download = Download(include=tuple(table.pop("include", ())), exclude=tuple(table.pop("exclude", ())), **table)
+        fields["download"] = download
+        fields.setdefault("model_path", f"{models_dir.rstrip('/')}/{download.repo}")
     return Instance(
         name=name,
         gpu_ids=None if nested else tuple(gpu_ids) if isinstance(gpu_ids, list) else gpu_ids,

@@ -13,15 +13,16 @@ import jinja2
 from sglangc import __version__
 from sglangc.emit_templates import DIR as TEMPLATES
 from sglangc.errors import GeneratedOutputError, is_forbidden_char
-from sglangc.resolve import GATEWAY_NAME, SOCKET_NAME, Plan
+from sglangc.resolve import GATEWAY_NAME, SOCKET_NAME, LaunchUnit, Plan
 
 GROUP = "sglang"
 MANIFEST = "manifest.json"
 PIXI_TEMPLATE = "pixi/pixi.toml"
 LIB = "lib"
 # The runtime's static bash, copied verbatim into DIR/lib: what the generated scripts source.
-RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh", "sglangc_supervisor.py")
+RUNTIME = ("prelude.sh", "launch.sh", "runner.sh", "install.sh", "download.sh", "sglangc_supervisor.py")
 GATEWAY_RUNTIME = ("gateway.sh", "gateway.py")  # with [gateway] only
+DOWNLOADER = "download-models.sh"  # generated only when an instance has a download table
 # What a running server was started from, besides its launch script and program section.
 LAUNCH_RUNTIME = ("prelude.sh", "launch.sh")
 GATEWAY_LAUNCH_RUNTIME = ("prelude.sh", *GATEWAY_RUNTIME)
@@ -88,6 +89,8 @@ def render(plan: Plan, out_dir: str) -> tuple[Artifact, ...]:
         Artifact(PIXI_TEMPLATE, pixi_template(), generated=False),
         *(Artifact(f"{LIB}/{name}", _package_text(f"runtime/{name}"), generated=False) for name in RUNTIME),
     ]
+    if context["downloads"]:
+        artifacts.append(Artifact(DOWNLOADER, env.get_template(f"{DOWNLOADER}.j2").render(context), True))
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts, revisions))
 
@@ -198,6 +201,8 @@ def _context(plan: Plan, out_dir: str) -> dict[str, t.Any]:
         "cache_dir": master.cache_dir,
         "settle_seconds": plan.settle_seconds,
         "group": GROUP,
+        "downloads": [_download_row(u) for u in plan.units if u.download],
+        "downloader": path(DOWNLOADER) if any(u.download for u in plan.units) else "",
         "units": [
             {
                 **dataclasses.asdict(u),
@@ -224,6 +229,26 @@ def manifest_revisions(artifacts: t.Iterable[Artifact]) -> dict[str, str]:
     doc = json.loads(manifest.text)
     units = [*doc["instances"], *([{"name": GATEWAY_NAME, **doc["gateway"]}] if doc.get("gateway") else [])]
     return {u["name"]: u["revision"] for u in units if u.get("revision")}
+
+
+def _download_row(u: LaunchUnit) -> list[object]:
+    """One row of download-models.sh's `models`: the instance, its download table and where it lands."""
+    d = u.download
+    assert d is not None
+    return [
+        u.name,
+        "yes" if u.enabled else "no",
+        d.source,
+        d.repo,
+        d.revision,
+        "yes" if d.pinned else "no",
+        u.model_path,
+        d.token_env or "",
+        len(d.include),
+        *d.include,
+        len(d.exclude),
+        *d.exclude,
+    ]
 
 
 def _manifest(plan: Plan, artifacts: list[Artifact], revisions: dict[str, str] | None = None) -> Artifact:

@@ -84,6 +84,7 @@ def plan_text(plan: Plan) -> str:
         lines += ["", f"{u.name}:"]
         if u.wait_for:
             lines.append(f"  waits for: {', '.join(u.wait_for)}")
+        lines.append(f"  model: {model_source(u)}")
         for k, v in _redacted(u.env):
             lines.append(f"  env {k}={shlex.quote(v)}")
         if u.gpu_ids:
@@ -127,6 +128,35 @@ def _nodes_text(plan: Plan, u: LaunchUnit) -> list[str]:
     lines.append("  readiness: node 0's /health (ranks > 0 serve no API)")
     lines += [f"  node {k}: python -m sglang.launch_server {shlex.join(u.argv_on(k))}" for k in range(nnodes)]
     return lines
+
+
+def model_source(u: LaunchUnit) -> str:
+    """Where an instance's model comes from and where it lands, in one line."""
+    d = u.download
+    if d is None:
+        return f"{u.model_path} (local: mounted or copied there beforehand)"
+    filters = "".join(f" --include {shlex.quote(p)}" for p in d.include)
+    filters += "".join(f" --exclude {shlex.quote(p)}" for p in d.exclude)
+    token = f", token from ${d.token_env}" if d.token_env else ""
+    return (
+        f"{d.source} {d.repo} @ {d.revision}{' (pinned)' if d.pinned else ''}{filters}{token} "
+        f"→ {u.model_path} (download-models.sh {u.name})"
+    )
+
+
+def _download_json(u: LaunchUnit) -> dict[str, t.Any] | None:
+    d = u.download
+    if d is None:
+        return None
+    return {
+        "source": d.source,
+        "repo": d.repo,
+        "revision": d.revision,
+        "pinned": d.pinned,
+        "include": list(d.include),
+        "exclude": list(d.exclude),
+        "token_env": d.token_env,
+    }
 
 
 def plan_json(plan: Plan) -> str:
@@ -174,6 +204,7 @@ def plan_json(plan: Plan) -> str:
                 "instance": u.instance,
                 "replica": u.replica,
                 "replicas": u.replicas,
+                "download": _download_json(u),
             }
             for u in plan.units
         ],

@@ -19,7 +19,7 @@ from sglangc.catalog import (
     template_has,
 )
 from sglangc.errors import MAX_FINDINGS, Finding, key_path, show
-from sglangc.model import Deployment, Gateway, Instance, Master
+from sglangc.model import Deployment, Download, Gateway, Instance, Master
 
 SHARED_GPU_MEMORY = 0.9
 # With mem_fraction_static unset SGLang picks a share of each GPU from its memory and the parallel layout; the
@@ -78,6 +78,7 @@ class LaunchUnit:
     replica_of: str | None = None  # the config's instance this is a replica of (named <instance>-<k>)
     replica: int | None = None  # k, for a replica
     replicas: int = 1  # how many replicas its instance has
+    download: Download | None = None  # where download-models.sh fetches the weights from; None: they are local
 
     @property
     def memory_percent(self) -> int:
@@ -254,6 +255,7 @@ def _resolve(dep: Deployment, catalog: Catalog, node_rank: int) -> tuple[Plan, l
             replica_of=i.replica_of,
             replica=int(i.name.rsplit("-", 1)[1]) if i.replica_of else None,
             replicas=i.replicas,
+            download=i.download,
         )
         for i in dep.instances
     )
@@ -585,7 +587,36 @@ def _exports(inst: Instance, gpus: tuple[int, ...]) -> tuple[tuple[str, str], ..
     exports = [("CUDA_VISIBLE_DEVICES", ",".join(map(str, gpus))), *inst.env]
     if "PYTHONUNBUFFERED" not in dict(inst.env):
         exports.append(("PYTHONUNBUFFERED", "1"))
+    if inst.download and "HF_HUB_OFFLINE" not in dict(inst.env):
+        exports.append(("HF_HUB_OFFLINE", "1"))  # the weights are on disk: SGLang never reaches for the hub
     return tuple(exports)
+
+
+def _check_download(inst: Instance, config: str) -> list[Finding]:
+    if inst.download is None:
+        return []
+    findings = []
+    if not inst.model_path.startswith("/"):
+        findings.append(
+            Finding(
+                config,
+                key_path("instances", inst.name, "model_path"),
+                f"{show(inst.model_path)}: with a download table, model_path is the directory the model lands in and must be an absolute path",
+            )
+        )
+    if not inst.download.pinned:
+        findings.append(
+            Finding(
+                config,
+                key_path("instances", inst.name, "download", "revision"),
+                (
+                    f"{show(inst.download.revision)} is not a pinned commit: the model changes when the repository "
+                    "does, and every download-models.sh run asks the hub; give a commit id (40 hex digits)"
+                ),
+                "warning",
+            )
+        )
+    return findings
 
 
 def private_log_dir(master: Master) -> str:
@@ -617,6 +648,7 @@ def check_instance(inst: Instance, catalog: Catalog, config: str) -> tuple[FlagC
         *check_server_args_env(inst, catalog, config),
         *check_parsers(inst, catalog, config),
         *_check_env(inst, config),
+        *_check_download(inst, config),
     ]
     for field in ("model_path", "served_model_name", "host"):
         if (getattr(inst, field) or "").startswith("-"):

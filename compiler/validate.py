@@ -21,6 +21,9 @@ _PATTERN_HINTS = {
     "^[a-z0-9][a-z0-9_-]*$": "must use lowercase letters, digits, '_' and '-', starting with a letter or digit",
     "^[A-Za-z_][A-Za-z0-9_]*$": "must be an environment variable name (letters, digits and '_', not starting with a digit)",
     "^([0-9a-fA-F]{64})?$": "must be 64 hexadecimal digits (a SHA-256), or empty",
+    "^(huggingface|modelscope)$": 'must be "huggingface" or "modelscope"',
+    "^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$": "must be a hub repository: <owner>/<name>",
+    "^[A-Za-z0-9][A-Za-z0-9._/-]*$": "must be a branch, tag or commit (letters, digits, '.', '_', '-' and '/')",
 }
 _NAME_HINTS = {
     "^[a-z0-9][a-z0-9_-]*$": "use lowercase letters, digits, '_' and '-', starting with a letter or digit",
@@ -64,7 +67,7 @@ def validate(data: dict[str, t.Any], config: str) -> list[Finding]:
     """All shape findings of one decoded config (empty when it is schema-clean).
 
     A quick yes/no check comes first; jsonschema, slow to import, runs only on a config that fails it."""
-    findings = _forbidden_characters(data, config)
+    findings = _forbidden_characters(data, config) + _model_sources(data, config)
     if _is_valid()(data):
         return findings
     errors = list(itertools.islice(_validator().iter_errors(data), MAX_FINDINGS + 1))
@@ -76,6 +79,22 @@ def validate(data: dict[str, t.Any], config: str) -> list[Finding]:
         if len(findings) > MAX_FINDINGS:
             break  # enough to stop; sort_findings says so
     return findings
+
+
+def _model_sources(data: dict[str, t.Any], config: str) -> list[Finding]:
+    """Each instance needs a model: `model_path`, or a `download` table (which gives it a default path)."""
+    instances = data.get("instances")
+    if not isinstance(instances, dict):
+        return []
+    return [
+        Finding(
+            config,
+            key_path("instances", name, "model_path"),
+            "required key is missing",
+        )
+        for name, raw in instances.items()
+        if isinstance(raw, dict) and "model_path" not in raw and "download" not in raw
+    ]
 
 
 def _rewrite(error: t.Any, config: str) -> t.Iterator[Finding]:

@@ -18,6 +18,8 @@
 #   memory_fraction            the share of each GPU's memory SGLang may fill (mem_fraction_static; when
 #   memory_percent             unset, the most SGLang's own choice takes), and the same in percent
 #   installer                  the installer to name when the environment is missing
+#   downloader                 the command that downloads the model, to name when it is missing ('' when the
+#                              instance has no download table)
 #   ready_timeout              seconds to wait for each instance in `waits`
 #   runtime_dir                the deployment's private runtime directory (pid files, secret files)
 #   pid_file                   where the server's pid is recorded, with its start time
@@ -153,6 +155,10 @@ check_environment() {
 check_model() {
   fine="model $model_path"
   [[ $model_path == /* ]] || { fine="model $model_path (a hub id: not checked here)"; return 0; }
+  if [ ! -d "$model_path" ] && [ -n "$downloader" ]; then
+    why="model directory $model_path does not exist; download it with $downloader (or boot with AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT=1)"
+    return 11
+  fi
   [ -d "$model_path" ] || { why="model directory $model_path does not exist (is the model volume mounted?)"; return 11; }
   [ -f "$model_path/config.json" ] || { why="model directory $model_path has no config.json"; return 11; }
 }

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import readme
-from support import CATALOG, ROOT, SYSTEM_PATH, built_once, bundlekit, procs, wait_for
+from support import CATALOG, ROOT, SYSTEM_PATH, built_once, bundlekit, procs, unstamped, wait_for
 from support.net import free_port_run, free_ports, http
 from support.procs import kill_all, processes_with
 from support.standin import standin
@@ -334,3 +334,103 @@ def test_container_boots_with_the_gateway(gateway_container) -> None:
     ], programs.stdout
     run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, timeout=120)
     _gone(root, runtime)
+
+
+@pytest.fixture(scope="session")
+def host_bundle_with_hub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheelhouse bundle like `host_bundle`, with huggingface_hub (download-models.sh's client) in it too."""
+
+    def build(work: Path) -> None:
+        wheels = work / "wheels"
+        wheels.mkdir()
+        standin.build_wheel(wheels, CATALOG)
+        bundlekit.fake_torch_wheel(wheels, "2.9.1")
+        for wheel in bundlekit.third_party_wheels(extra=("huggingface_hub",)):
+            shutil.copy(wheel, wheels)
+        template = work / "template"
+        template.mkdir()
+        (template / "pixi.toml").write_text(
+            '[workspace]\nname = "boot-test"\nchannels = ["conda-forge"]\nplatforms = ["linux-64"]\n\n'
+            '[dependencies]\npython = "3.11.*"\nsupervisor = "*"\npyyaml = "*"\n\n'
+            '[pypi-dependencies]\nsglang = "==0.5.23"\ntorch = "==2.9.1"\nhuggingface-hub = "*"\n'
+        )
+        bundle = work / "sglang-offline-bundle.tar"
+        run(
+            [
+                *("sglangc", "bundle", "--kind", "wheelhouse", "--template", str(template), "--output", str(bundle)),
+                *("--find-links", str(wheels), "--no-index", "--cache-dir", str(work / "cache")),
+            ],
+            timeout=300,
+        )
+
+    return built_once(tmp_path_factory, "boot-host-bundle-hub", build) / "sglang-offline-bundle.tar"
+
+
+def test_boot_downloads_the_model_then_serves_it(tmp_path: Path, host_bundle_with_hub: Path) -> None:
+    """AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT: the entry hook installs the bundle, runs download-models.sh with the
+    environment's own huggingface_hub against the stand-in hub, then starts the server on the downloaded model
+    (with HF_HUB_OFFLINE=1). A second boot fetches nothing."""
+    from support.hub import Hub
+
+    hub = Hub(tmp_path / "hub")
+    root = tmp_path / "root"
+    workspace = root / "hard/volume/workspace"
+    workspace.mkdir(parents=True)
+    runtime = Path(tempfile.mkdtemp(prefix="sgd-", dir="/tmp"))
+    port = free_ports(1)[0]
+    record = tmp_path / "server.json"
+    config = tmp_path / "download.toml"
+    config.write_text(
+        f'version = 1\n[master]\nruntime_dir = "{runtime}/run"\nlog_dir = "{root}/logs"\n'
+        f'models_dir = "{workspace}/llm-models"\nstart_seconds = 2\n'
+        f'[instances.tiny]\ngpu_ids = [0]\nport = {port}\nserved_model_name = "tiny"\n'
+        '[instances.tiny.download]\nrepo = "org/tiny"\n'
+    )
+    app = root / "soft/app/sglang"
+    run(["sglangc", "compile", str(config), "-o", str(app)])
+    bundle = workspace / host_bundle_with_hub.name
+    for suffix in ("", ".sha256"):
+        shutil.copyfile(f"{host_bundle_with_hub}{suffix}", f"{bundle}{suffix}")
+    env = {
+        "PATH": SYSTEM_PATH,
+        "HOME": str(tmp_path),
+        "AUTO_INFER_SGLANG_BUNDLE_ON_BOOT": "1",
+        "AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT": "1",
+        "AUTO_INFER_SGLANG_ON_BOOT": "1",
+        "AUTO_INFER_SGLANG_BUNDLE_PATH": str(bundle),
+        "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(workspace / "sglang-pixi-offline"),
+        "AUTO_INFER_SGLANG_PYTHON": shutil.which("python3", path=SYSTEM_PATH) or "python3",
+        "AUTO_INFER_SGLANG_VERIFY_CUDA": "0",
+        "HF_ENDPOINT": f"http://127.0.0.1:{hub.port}",
+        "HF_HOME": str(tmp_path / "hf-home"),
+        "SGLANG_STANDIN_LOAD_SECONDS": "1",
+        "SGLANG_STANDIN_RECORD": str(record),
+    }
+    try:
+        first = _boot(app, env)
+        assert first.stdout.rstrip().endswith("entrypoint-continues")
+        steps = [line for line in unstamped(first.stdout).splitlines() if line.startswith("sglang-entry-hook:")]
+        assert steps.index("sglang-entry-hook: install done") < steps.index("sglang-entry-hook: models complete")
+        assert steps.index("sglang-entry-hook: models complete") < steps.index("sglang-entry-hook: started")
+        model = workspace / "llm-models/org/tiny"
+        assert (model / "model-00002-of-00002.safetensors").read_bytes() == (
+            hub.repo / "model-00002-of-00002.safetensors"
+        ).read_bytes()
+        run(["bash", str(app / "check-and-run-sglang.sh"), "wait", "--timeout", "90"], env=env, timeout=150)
+        reply = http(port, "/v1/models", timeout=10)
+        assert reply.status == 200 and reply.json()["data"][0]["id"] == "tiny"
+        served = json.loads(record.read_text())
+        assert served["args"]["model_path"] == str(model) and served["env"]["HF_HUB_OFFLINE"] == "1"
+
+        run(["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, timeout=120)
+        fetched = len([r for r in hub.requests() if "/resolve/" in r])
+        second = _boot(app, env, timeout=120)
+        assert "sglang-entry-hook: models complete" in second.stdout
+        assert len([r for r in hub.requests() if "/resolve/" in r]) == fetched  # nothing fetched again
+    finally:
+        subprocess.run(
+            ["bash", str(app / "check-and-run-sglang.sh"), "stop"], env=env, capture_output=True, timeout=120
+        )
+        kill_all(processes_with(str(root), str(runtime)))
+        shutil.rmtree(runtime, ignore_errors=True)
+        hub.stop()

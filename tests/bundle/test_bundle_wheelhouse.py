@@ -160,6 +160,8 @@ def test_packaged_template_pip_set() -> None:
         "cuda-bindings==12.9.4",
         "cuda-python==12.9.0",
         "flashinfer-python==0.6.7.post3",
+        "huggingface-hub",
+        "modelscope",
         "pyyaml",
         "sglang==0.5.10.post1",
         "sglang-kernel==0.4.1",
@@ -170,6 +172,7 @@ def test_packaged_template_pip_set() -> None:
     assert indexes == ["https://download.pytorch.org/whl/cu129"]
     latest, indexes = _pip_requirements(template, template.environment("latest"))
     assert "flashinfer-python[cu13]==0.7.2" in latest and "sglang==0.5.23" in latest and "smg==1.13.0" in latest
+    assert {"huggingface-hub", "modelscope"} <= set(latest)  # download-models.sh's clients
     assert indexes == ["https://download.pytorch.org/whl/cu130"]
     assert _python_version(template.environment("default").conda["python"]) == "3.12"
 

@@ -140,10 +140,14 @@ GATEWAY = ("smg==1.13.0",)  # SGLang's model gateway, for bundles that run [gate
 
 
 def third_party_wheels(
-    cache: Path | None = None, python: str = sys.executable, packages: tuple[str, ...] = THIRD_PARTY
+    cache: Path | None = None,
+    python: str = sys.executable,
+    packages: tuple[str, ...] = THIRD_PARTY,
+    extra: tuple[str, ...] = (),
 ) -> list[Path]:
-    """supervisor and PyYAML wheels (or `packages`, e.g. GATEWAY) with their dependencies for `python`,
-    downloaded once into `cache`."""
+    """supervisor and PyYAML wheels (or `packages`, e.g. GATEWAY; and the `extra` packages, such as
+    huggingface_hub) with their dependencies for `python`, downloaded once into `cache`."""
+    packages = (*packages, *extra)
     cache = Path(cache or default_cache())
     tag = subprocess.run(
         [python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True

@@ -4,21 +4,23 @@
 #
 # For the container entrypoint: `source` it or run it. Gates (1, true, yes or on, in any case):
 #   AUTO_INFER_SGLANG_BUNDLE_ON_BOOT  run /soft/app/sglang/install-sglang-offline.sh
+#   AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT then run 'download-models.sh (none compiled: no instance has a download table)'
 #   AUTO_INFER_SGLANG_ON_BOOT         run /soft/app/sglang/check-and-run-sglang.sh start
 #   AUTO_INFER_SGLANG_WAIT_ON_BOOT    then also wait until the instances are ready
 # It prints one line per step, reports a failure loudly (ERROR) and lets the boot go on: it never exits the
 # caller, leaves no variable, function or shell option behind (the work runs in a subshell) and ends with
-# status 0. With both gates off it starts no process at all. Running it again after a restart is harmless.
+# status 0. With every gate off it starts no process at all. Running it again after a restart is harmless.
 # Plain POSIX sh, so that a /bin/sh entrypoint may source it too. Values from the config are single-quoted
 # literals on purpose: nothing in them is ever expanded.
 # shellcheck disable=SC2016
 
-case "${AUTO_INFER_SGLANG_BUNDLE_ON_BOOT-}/${AUTO_INFER_SGLANG_ON_BOOT-}" in
-  1/* | [Tt][Rr][Uu][Ee]/* | [Yy][Ee][Ss]/* | [Oo][Nn]/* | */1 | */[Tt][Rr][Uu][Ee] | */[Yy][Ee][Ss] | */[Oo][Nn])
+case "${AUTO_INFER_SGLANG_BUNDLE_ON_BOOT-}/${AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT-}/${AUTO_INFER_SGLANG_ON_BOOT-}" in
+  1/* | [Tt][Rr][Uu][Ee]/* | [Yy][Ee][Ss]/* | [Oo][Nn]/* | */1 | */[Tt][Rr][Uu][Ee] | */[Yy][Ee][Ss] | */[Oo][Nn] | */1/* | */[Tt][Rr][Uu][Ee]/* | */[Yy][Ee][Ss]/* | */[Oo][Nn]/*)
     (
       set +e
       installer=/soft/app/sglang/install-sglang-offline.sh
       runner=/soft/app/sglang/check-and-run-sglang.sh
+      downloader=''
       config=model-configs/sglang-glm-4.7-tp8.toml
       master_enable=true
       # each line begins with the UTC time, like every line of the launch scripts and the installer
@@ -50,6 +52,23 @@ case "${AUTO_INFER_SGLANG_BUNDLE_ON_BOOT-}/${AUTO_INFER_SGLANG_ON_BOOT-}" in
         fi
       else
         hook "skipped install (AUTO_INFER_SGLANG_BUNDLE_ON_BOOT is off)"
+      fi
+
+      if ! on "${AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT-}"; then
+        :
+      elif [ -z "$downloader" ]; then
+        hook "AUTO_INFER_SGLANG_DOWNLOAD_ON_BOOT is on, but no instance of $config has a download table: nothing to download"
+      elif [ ! -f "$downloader" ]; then
+        fail "the downloader $downloader does not exist: nothing downloaded (continuing boot)"
+      else
+        hook "downloading the models: $downloader"
+        rc=0
+        bash "$downloader" </dev/null || rc=$?
+        if [ "$rc" = 0 ]; then
+          hook "models complete"
+        else
+          fail "$downloader failed (exit status $rc); continuing boot"
+        fi
       fi
 
       if ! on "${AUTO_INFER_SGLANG_ON_BOOT-}"; then

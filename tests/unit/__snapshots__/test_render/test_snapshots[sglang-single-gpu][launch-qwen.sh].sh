@@ -21,6 +21,7 @@ weight_split=1
 memory_fraction=0.85
 memory_percent=85
 installer=/soft/app/sglang/install-sglang-offline.sh
+downloader='' # empty: the model is not downloaded
 ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/qwen.pid

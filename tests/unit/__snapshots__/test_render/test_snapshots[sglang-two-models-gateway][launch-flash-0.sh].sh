@@ -21,6 +21,7 @@ weight_split=2
 memory_fraction=0.8
 memory_percent=80
 installer=/soft/app/sglang/install-sglang-offline.sh
+downloader='' # empty: the model is not downloaded
 ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/flash-0.pid

@@ -21,6 +21,7 @@ weight_split=16
 memory_fraction=0.9
 memory_percent=90
 installer=/soft/app/sglang/install-sglang-offline.sh
+downloader='' # empty: the model is not downloaded
 ready_timeout=1800
 runtime_dir=/run/sglangc
 pid_file=/run/sglangc/pids/dsv3.pid
