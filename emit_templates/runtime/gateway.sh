@@ -26,7 +26,7 @@
 #   lib                        DIR/lib, where gateway.py is
 #
 # Exit codes: 2 usage, 10 environment not installed, 13 port in use, 15 a key's variable unset, 16 a key
-# unusable, 18 runtime directory unusable, 20 smg not installed in the environment.
+# unusable, 18 runtime directory unusable, 21 smg not installed in the environment.
 
 umask 077
 resolve_prefix
@@ -36,7 +36,7 @@ usage() {
     "Starts SGLang's model gateway (smg) on $host:$port in front of every instance." \
     "  --dry-run    print the variables and the command it would run; start nothing" \
     "exit codes: 2 usage, 10 environment not installed, 13 port in use, 15 a key's variable unset," \
-    "16 a key unusable, 18 runtime directory unusable, 20 smg not installed in the environment"
+    "16 a key unusable, 18 runtime directory unusable, 21 smg not installed in the environment"
 }
 
 command_words=("$PREFIX/bin/python" "$lib/gateway.py" --keys "$secret_file" "${argv[@]}")
@@ -76,7 +76,7 @@ check() {
     why="SGLang environment not installed at $PREFIX; install it with $installer (or boot with AUTO_INFER_SGLANG_BUNDLE_ON_BOOT=1)"
     return 10
   }
-  [ -x "$PREFIX/bin/smg" ] || { why="smg (SGLang's model gateway) is not installed in $PREFIX: use an environment of the Pixi template that has it"; return 20; }
+  [ -x "$PREFIX/bin/smg" ] || { why="smg (SGLang's model gateway) is not installed in $PREFIX: use an environment of the Pixi template that has it"; return 21; }
   ! port_listening "$port" || { why="port $port is already in use by another process; stop it or give the gateway another port"; return 13; }
   for variable in $key_env $control_key_env; do
     [ -n "${!variable:-}" ] || { why="environment variable $variable is not set; it must hold a key of the gateway"; return 15; }

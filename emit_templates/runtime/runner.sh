@@ -682,7 +682,8 @@ exit_meaning() {
     17) what="dependency not ready" ;;
     18) what="runtime directory unusable" ;;
     19) what="the weights do not fit the GPUs' memory" ;;
-    20) what="smg not installed" ;;
+    20) what="the dist-init address variable unset or not HOST:PORT" ;;
+    21) what="smg (the gateway) not installed" ;;
   esac
   printf '%s' "${what:+$1 = $what}"
 }

@@ -156,3 +156,71 @@ def test_gateway(deploy, gateway_projects, mode):
         detail=lambda: str(dep.leftovers()),
     )
     assert not key_file.exists()
+
+
+SMALL = """
+[gateway]
+enable = true
+host = "127.0.0.1"
+port = <<port_gw>>
+server_args = { "prometheus-port" = <<port_metrics>> }
+
+[instances.a]
+model_path = "<<model>>"
+served_model_name = "model-a"
+gpu_ids = [0]
+
+[instances.c]
+model_path = "<<model>>"
+served_model_name = "model-c"
+gpu_ids = [1]
+"""
+GROWN = SMALL + """
+[instances.d]
+model_path = "<<model>>"
+served_model_name = "model-d"
+gpu_ids = [2]
+"""
+
+
+def pids_of(dep: Deployment) -> dict[str, int]:
+    return {u["name"]: u["pid"] for u in json.loads(dep.runner("status", "--format", "json").stdout)["instances"]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_reload_with_a_new_model_restarts_the_gateway_alone(deploy, gateway_projects, mode):
+    """A recompile that adds a model: reload starts its instance and restarts the gateway (its worker list
+    changed), leaves the other workers running (same pid), and the new model is served through the one port."""
+    start = free_port_run(3)
+    dep = deploy(
+        SMALL,
+        ["gw", "metrics"],
+        mode=mode,
+        master=f"gpu_count = 4\nbase_port = {start}",
+        project=gateway_projects[mode],
+    )
+    port = dep.ports["gw"]
+    dep.run_ok("start")
+    dep.run_ok("wait", "--timeout", "90", timeout=120)
+    before = pids_of(dep)
+    assert set(before) == {"a", "c", "gateway"} and all(before.values()), before
+
+    said = dep.recompile(GROWN)
+    assert "reload would start d (new), restart gateway (changed), leave a, c untouched" in said, said
+    done = dep.run_ok("reload", timeout=120)
+    assert "gateway: changed: restarting" in done.stdout and "d: new: starting" in done.stdout, done.stdout
+    dep.run_ok("wait", "--timeout", "90", timeout=120)
+    after = pids_of(dep)
+    assert (after["a"], after["c"]) == (before["a"], before["c"]), "a worker was restarted"
+    assert after["gateway"] != before["gateway"] and after["d"]
+
+    def serves_d() -> bool:
+        models = http(port, "/v1/models")
+        return models.status == 200 and "model-d" in [m["id"] for m in models.json()["data"]]
+
+    wait_for(serves_d, 30, "the gateway to list model-d", interval=0.5)
+    for model in ("model-a", "model-c", "model-d"):
+        reply = chat(port, model, key=None)
+        assert reply.status == 200 and reply.json()["model"] == model, reply
+    dep.run_ok("stop", timeout=120)
+    wait_for(lambda: not dep.leftovers(), 10, "every process to be gone", detail=lambda: str(dep.leftovers()))

@@ -110,3 +110,46 @@ def test_smg_parses_every_planned_gateway_argv() -> None:
         assert (args.prometheus_host, args.prometheus_port) == (gw.metrics_host, gw.metrics_port)
         assert args.worker_startup_timeout_secs == plan.deployment.master.ready_timeout
         assert args.api_key is None and args.control_plane_api_keys == []
+
+
+def test_an_environment_without_smg_stops_the_gateway_with_its_own_code(tmp_path: Path) -> None:
+    """Exit 21 (not the launch scripts' 20, the dist-init address), with the reason in one line."""
+    import sys
+
+    from support import unstamped
+
+    out = tmp_path / "out"
+    assert run_cli("compile", str(EXAMPLE), "-o", str(out)).exit_code == 0
+    prefix = tmp_path / "project" / ".pixi" / "envs" / "default" / "bin"
+    prefix.mkdir(parents=True)
+    (prefix / "python").symlink_to(sys.executable)  # an environment, but one without smg
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AUTO_INFER_SGLANG_PIXI_PROJECT_DIR": str(tmp_path / "project"),
+        "SGLANG_API_KEY": "k",
+    }
+    done = subprocess.run(
+        ["bash", str(out / "launch-gateway.sh")], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 21, done.stderr
+    assert (
+        unstamped(done.stderr)
+        .strip()
+        .splitlines()[-1]
+        .startswith("launch-gateway: error: smg (SGLang's model gateway) is not installed in ")
+    )
+    meaning = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'. "$1/prelude.sh"; sed -n "/^exit_meaning()/,/^}}/p" "$1/runner.sh" > "$2"; . "$2"; exit_meaning 21',
+            "_",
+            str(out / "lib"),
+            str(tmp_path / "f.sh"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert meaning.stdout == "21 = smg (the gateway) not installed", meaning.stdout + meaning.stderr
