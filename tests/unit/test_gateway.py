@@ -143,7 +143,7 @@ def test_an_environment_without_smg_stops_the_gateway_with_its_own_code(tmp_path
         [
             "bash",
             "-c",
-            f'. "$1/prelude.sh"; sed -n "/^exit_meaning()/,/^}}/p" "$1/runner.sh" > "$2"; . "$2"; exit_meaning 21',
+            '. "$1/prelude.sh"; sed -n "/^exit_meaning()/,/^}/p" "$1/runner.sh" > "$2"; . "$2"; exit_meaning 21',
             "_",
             str(out / "lib"),
             str(tmp_path / "f.sh"),
