@@ -175,12 +175,15 @@ model_path = "<<model>>"
 served_model_name = "model-c"
 gpu_ids = [1]
 """
-GROWN = SMALL + """
+GROWN = (
+    SMALL
+    + """
 [instances.d]
 model_path = "<<model>>"
 served_model_name = "model-d"
 gpu_ids = [2]
 """
+)
 
 
 def pids_of(dep: Deployment) -> dict[str, int]:
