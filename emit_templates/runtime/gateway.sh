@@ -103,24 +103,11 @@ case "${1-}" in
     ;;
 esac
 
-# A failed check is recorded as launch.sh records it: status shows the reason, supervisord's retries end at once.
-failed="${pid_file%/*}/.$name.failed"
-if [ "${SUPERVISOR_ENABLED-}" = 1 ] && read -r code ppid when _ 2>/dev/null <"$failed" &&
-  [ "$ppid" = "$PPID" ] && [ $((EPOCHSECONDS - when)) -lt "$settle_seconds" ]; then
-  exit "$code"
-fi
-
-TZ=UTC0 printf -v began '%(%Y-%m-%dT%H:%M:%SZ)T' -1
-say "=== run begins $began (pid $$): smg on $host:$port ==="
+begin_run "smg on $host:$port"
 
 code=0
 check || code=$?
-if [ "$code" != 0 ]; then
-  if [ -d "${failed%/*}" ]; then
-    printf '%s %s %s %s\n' "$code" "$PPID" "$EPOCHSECONDS" "$why" >"$failed" 2>/dev/null || :
-  fi
-  die "$code" "$why"
-fi
+[ "$code" = 0 ] || fail_check "$code"
 
 for kv in "${exports[@]}"; do
   export "${kv?}"

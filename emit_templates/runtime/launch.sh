@@ -333,29 +333,12 @@ case "${1-}" in
     ;;
 esac
 
-# A check that failed is recorded (code, parent's pid, time, reason): the runner's status shows the reason, and
-# supervisord's retries within settle_seconds end at once with the same code instead of printing the same
-# error again. `start` and `restart` clear it.
-failed="${pid_file%/*}/.$name.failed"
-if [ "${SUPERVISOR_ENABLED-}" = 1 ] && read -r code ppid when _ 2>/dev/null <"$failed" &&
-  [ "$ppid" = "$PPID" ] && [ $((EPOCHSECONDS - when)) -lt "$settle_seconds" ]; then
-  exit "$code"
-fi
-
-# One marker line begins every run in the log: the runner shows tails from the latest one only. From here
-# on every line this script writes (into the log) begins with the UTC time.
-stamped=1
-say "=== run begins (pid $$): SGLang $name on $host:$port, GPUs $gpus ==="
+begin_run "SGLang $name on $host:$port, GPUs $gpus"
 
 for check in "${CHECKS[@]}"; do
   code=0 unchecked=""
   "check_$check" || code=$?
-  if [ "$code" != 0 ]; then
-    if [ -d "${failed%/*}" ]; then
-      printf '%s %s %s %s\n' "$code" "$PPID" "$EPOCHSECONDS" "$why" >"$failed" 2>/dev/null || :
-    fi
-    die "$code" "$why"
-  fi
+  [ "$code" = 0 ] || fail_check "$code"
   [ -z "$unchecked" ] || warn "$unchecked"
 done
 

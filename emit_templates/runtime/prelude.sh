@@ -258,3 +258,27 @@ private_dir() {
   fi
   chmod 0700 -- "$dir" 2>/dev/null || { unsafe="cannot chmod 0700 $dir"; return 1; }
 }
+
+# A launch script's run (launch.sh, gateway.sh; they set name, pid_file and settle_seconds). A check that failed
+# is recorded beside the pid file (code, parent's pid, time, reason): the runner's status shows the reason, and
+# supervisord's retries within settle_seconds end at once with the same code instead of printing the same error
+# again (`start` and `restart` clear it). `begin_run WHAT` ends such a retry at once, then writes the one marker
+# line that begins every run in the log (the runner shows tails from the latest one only); from there on every
+# line begins with the UTC time. `fail_check CODE` records the failure in `why` and exits with CODE.
+begin_run() {
+  local code ppid when
+  failed="${pid_file:?}"
+  failed="${failed%/*}/.${name:?}.failed"
+  if [ "${SUPERVISOR_ENABLED-}" = 1 ] && read -r code ppid when _ 2>/dev/null <"$failed" &&
+    [ "$ppid" = "$PPID" ] && [ $((EPOCHSECONDS - when)) -lt "${settle_seconds:?}" ]; then
+    exit "$code"
+  fi
+  stamped=1
+  say "=== run begins (pid $$): $* ==="
+}
+fail_check() {
+  if [ -d "${failed%/*}" ]; then
+    printf '%s %s %s %s\n' "$1" "$PPID" "$EPOCHSECONDS" "${why-}" >"$failed" 2>/dev/null || :
+  fi
+  die "$1" "${why-}"
+}
