@@ -1,12 +1,15 @@
 """`compile --target k8s-lws`: every object validates (core kinds with kubernetes-validate, LeaderWorkerSets
 against the CRD's openAPIV3Schema), the two-node output is compared field by field with the official SGLang
-LWS example, and the API key travels only by secretKeyRef. Nothing here runs a cluster."""
+LWS example, and the API key travels only by secretKeyRef. The gateway's Deployment points at the leader Services
+and its pod's command starts the real smg here. Nothing here runs a cluster."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -17,8 +20,10 @@ import yaml
 
 from sglangc import k8s
 from sglangc.pipeline import check
-from support import EXAMPLES, ROOT
+from support import EXAMPLES, ROOT, wait_for
 from support.cli import run_cli
+from support.net import free_ports, http
+from support.procs import cmdline
 
 DATA = ROOT / "tests" / "data" / "k8s"
 # every valid case but server-args-env: --target k8s-lws refuses server_args_env (a finding, tested below)
@@ -471,8 +476,6 @@ def _write_keys(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Complet
 
 
 def test_the_gateway_keys_reach_smg_as_a_private_file(tmp_path: Path) -> None:
-    import json
-
     key, control = 'sk-it\'s a "key" $(HOME)', "admin'key"
     done, keys = _write_keys(tmp_path, {k8s.KEY_VARIABLE: key, k8s.CONTROL_KEY_VARIABLE: control})
     assert done.returncode == 0, done.stderr
@@ -495,3 +498,42 @@ def test_the_gateway_keys_reach_smg_as_a_private_file(tmp_path: Path) -> None:
 def test_without_the_gateway_there_is_no_gateway_object(tmp_path: Path) -> None:
     files = emitted(ROOT / "tests/cases/valid/multi-node-two/config.toml", tmp_path)
     assert "gateway.yaml" not in files
+
+
+def test_the_gateway_pods_command_starts_the_real_smg(tmp_path: Path) -> None:
+    """The container's own words (Kubernetes' `$$` read as `$`), run here with the real smg of the test
+    environment: the keys reach it through the file (required by it, on no command line), and the readiness
+    probe's /readiness says 503 while no worker is healthy (the leader Services are not here: a closed port)."""
+    port, metrics, closed = free_ports(3)
+    deployment = k8s.gateway_deployment(*_gateway_plan())
+    c = _gateway_container(deployment)
+    keys = tmp_path / "run" / "keys.yaml"
+    keys.parent.mkdir()
+    words = [w.replace("$$", "$").replace(k8s.SECRETS_FILE, str(keys)) for w in [*c["command"], *c["args"]]]
+    words[words.index("python3")] = sys.executable
+    words = [f"http://127.0.0.1:{closed}" if w.startswith("http://") else w for w in words]
+    words[words.index("--port") + 1] = str(port)
+    words[words.index("--prometheus-port") + 1] = str(metrics)
+    key = "gw-key-Zq7'x\"y$1"
+    gateway = subprocess.Popen(
+        words, env={"PATH": "/usr/bin:/bin", k8s.KEY_VARIABLE: key}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: http(port, "/health").status == 200, 60, "smg to answer /health")
+        assert http(port, c["readinessProbe"]["httpGet"]["path"]).status == 503  # no healthy worker yet
+        chat = {"model": "a", "messages": [{"role": "user", "content": "hello"}]}
+        assert http(port, "/v1/chat/completions", body=chat).status == 401  # the client key is required
+        assert http(port, "/v1/chat/completions", body=chat, key="wrong").status == 401
+        assert http(port, "/v1/chat/completions", body=chat, key=key).status == 404  # past the key: no worker
+        assert http(port, "/workers", key=key).status in (401, 403)  # the control plane: another (random) key
+        assert oct(keys.stat().st_mode & 0o777) == "0o600"
+        assert key.encode() not in b"\0".join(cmdline(gateway.pid))
+    finally:
+        gateway.terminate()
+        gateway.communicate(timeout=60)
+
+
+def _gateway_plan() -> tuple[t.Any, t.Any]:
+    result = check(GATEWAY_CONFIG)
+    assert result.plan is not None and result.plan.gateway is not None
+    return result.plan, result.plan.gateway
