@@ -52,6 +52,7 @@ WRITE_GATEWAY_KEYS = (
     "  esac\n"
     "  printf '%s\\n' \"$2\" | sed \"s/'/''/g; s/^/$1: '/; s/\\$/'/\"\n"
     "}\n"
+    "# shellcheck disable=SC2006 # backquotes: Kubernetes expands a dollar and parentheses\n"
     "random=`od -An -N24 -tx1 /dev/urandom | tr -d ' \\n'`\n"
     "{\n"
     f'  key control-plane-api-key "${{{CONTROL_KEY_VARIABLE}-$random}}"\n'

