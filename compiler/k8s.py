@@ -39,6 +39,7 @@ WRITE_SECRETS = (
     f"printf '%s\\n' \"${KEY_VARIABLE}\" | sed \"s/'/''/g; s/^/api-key: '/; s/\\$/'/\" > {SECRETS_FILE}\n"
     'exec "$@"\n'
 )
+GATEWAY_SETTLE = 10  # past smg's drain: its listener stays open 5 s after SIGTERM (settle_secs), then margin
 CONTROL_KEY_VARIABLE = "SGLANGC_CONTROL_PLANE_API_KEY"  # the gateway's control-plane key, when the config names one
 # The gateway's keys reach smg as in the bash route: a private YAML file that gateway.py (smg started in-process)
 # reads. The client key when the pod has its variable; the control plane's from its variable, else random.
@@ -363,12 +364,19 @@ def gateway_deployment(plan: Plan, gw: GatewayUnit) -> dict[str, t.Any]:
             "template": {
                 "metadata": {"labels": _gateway_labels()},
                 "spec": {
+                    # the kubelet's SIGKILL comes after smg's own drain (its --shutdown-grace-period-secs)
+                    "terminationGracePeriodSeconds": _grace(gw) + GATEWAY_SETTLE,
                     "containers": [container],
                     "volumes": [{"name": "secrets", "emptyDir": {"medium": "Memory"}}],
                 },
             },
         },
     }
+
+
+def _grace(gw: GatewayUnit) -> int:
+    """smg's --shutdown-grace-period-secs: the plan always has it (master.stop_timeout, or an int of server_args)."""
+    return int(gw.argv[gw.argv.index("--shutdown-grace-period-secs") + 1])
 
 
 def gateway_service(plan: Plan, gw: GatewayUnit) -> dict[str, t.Any]:

@@ -410,6 +410,9 @@ def test_the_gateway_is_a_deployment_in_front_of_the_leader_services(tmp_path: P
     assert c["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": 30000}
     assert c["ports"] == [{"name": "http", "containerPort": 30000, "protocol": "TCP"}]
     assert "resources" not in c  # no GPU
+    # the kubelet waits out smg's drain (master.stop_timeout, 120 s) before it kills the pod
+    assert argv[argv.index("--shutdown-grace-period-secs") + 1] == "120"
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 130
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"] == labels == service["spec"]["selector"]
     assert service["spec"]["type"] == "ClusterIP"
