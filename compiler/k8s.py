@@ -102,18 +102,14 @@ def render_k8s(plan: Plan, out_dir: str) -> tuple[tuple[Artifact, ...], list[Fin
         f"# Regenerate: {comment(shjoin(['sglangc', 'compile', dep.config, '--target', 'k8s-lws', '-o', out_dir]))}\n"
         f"# Apply: {comment(shjoin(['kubectl', 'apply', '-f', apply_dir]))}\n"
     )
-    for u in instances(plan):
-        docs = [leaderworkerset(plan, u), leader_service(plan, u)]
-        text = header + yaml.dump_all(
-            docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
-        )
-        artifacts.append(Artifact(f"{OUT}/{k8s_name(u.instance)}.yaml", text))
+    files = {k8s_name(u.instance): [leaderworkerset(plan, u), leader_service(plan, u)] for u in instances(plan)}
     if plan.gateway:
-        docs = [gateway_deployment(plan, plan.gateway), gateway_service(plan, plan.gateway)]
+        files[GATEWAY_NAME] = [gateway_deployment(plan, plan.gateway), gateway_service(plan, plan.gateway)]
+    for name, docs in files.items():
         text = header + yaml.dump_all(
             docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
         )
-        artifacts.append(Artifact(f"{OUT}/{GATEWAY_NAME}.yaml", text))
+        artifacts.append(Artifact(f"{OUT}/{name}.yaml", text))
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts)), findings
 
