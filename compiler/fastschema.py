@@ -153,6 +153,10 @@ def _const(const: t.Any, schema: dict[str, t.Any]) -> Check:
     return lambda v: _equal(v, const)
 
 
+def _enum(choices: list[t.Any], schema: dict[str, t.Any]) -> Check:
+    return lambda v: any(_equal(v, choice) for choice in choices)
+
+
 def _any_of(branches: list[t.Any], schema: dict[str, t.Any]) -> Check:
     subs = [compile_schema(branch) for branch in branches]
     return lambda v: any(sub(v) for sub in subs)
@@ -177,6 +181,7 @@ KEYWORDS: dict[str, t.Callable[[t.Any, dict[str, t.Any]], Check]] = {
     "maximum": _maximum,
     "exclusiveMinimum": _exclusive_minimum,
     "const": _const,
+    "enum": _enum,
     "anyOf": _any_of,
 }
 

@@ -1,10 +1,11 @@
 """Plan → Kubernetes objects for `compile --target k8s-lws`: per instance one LeaderWorkerSet (a leader pod
-plus nnodes - 1 worker pods, SGLang's own multi-node flags filled in by LWS) and a Service over the leaders.
+plus nnodes - 1 worker pods, SGLang's own multi-node flags filled in by LWS) and a Service over the leaders;
+with [gateway], one Deployment running smg in front of those Services, and a Service over it.
 
 The objects are built as data and written with PyYAML; nothing here is text-templated YAML. The SGLang argv is
 the plan's (the same words the bash launch scripts run), with the words that differ in a pod replaced:
 `--host 0.0.0.0` (the pod's own network), the rendezvous from LWS's variables, and the API key's `--config`
-file written from a Secret at start.
+file written from a Secret at start. The gateway's argv is the plan's too, its workers the leader Services.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import yaml
 
 from sglangc import __version__
 from sglangc.errors import Finding, key_path, show
-from sglangc.render import Artifact, _manifest, comment, shjoin
-from sglangc.resolve import LaunchUnit, Plan, split_addr
+from sglangc.render import Artifact, _manifest, _package_text, comment, shjoin
+from sglangc.resolve import GATEWAY_NAME, GatewayUnit, LaunchUnit, Plan, split_addr
 
 API_VERSION = "leaderworkerset.x-k8s.io/v1"
 OUT = "k8s"  # DIR/k8s/<name>.yaml: `kubectl apply -f DIR/k8s/` (DIR also holds manifest.json)
@@ -36,6 +37,29 @@ WRITE_SECRETS = (
     "  exit 16 ;;\n"
     "esac\n"
     f"printf '%s\\n' \"${KEY_VARIABLE}\" | sed \"s/'/''/g; s/^/api-key: '/; s/\\$/'/\" > {SECRETS_FILE}\n"
+    'exec "$@"\n'
+)
+GATEWAY_SETTLE = 10  # past smg's drain: its listener stays open 5 s after SIGTERM (settle_secs), then margin
+CONTROL_KEY_VARIABLE = "SGLANGC_CONTROL_PLANE_API_KEY"  # the gateway's control-plane key, when the config names one
+# The gateway's keys reach smg as in the bash route: a private YAML file that gateway.py (smg started in-process)
+# reads. The client key when the pod has its variable; the control plane's from its variable, else random.
+WRITE_GATEWAY_KEYS = (
+    "set -eu\n"
+    "umask 077\n"
+    "key() {\n"
+    '  case "$2" in "" | *[[:cntrl:]]*)\n'
+    '    echo "sglangc: the gateway\'s $1 (from the Secret) is empty or has a control character" >&2\n'
+    "    exit 16 ;;\n"
+    "  esac\n"
+    "  printf '%s\\n' \"$2\" | sed \"s/'/''/g; s/^/$1: '/; s/\\$/'/\"\n"
+    "}\n"
+    "# shellcheck disable=SC2006 # backquotes: Kubernetes expands a dollar and parentheses\n"
+    "random=`od -An -N24 -tx1 /dev/urandom | tr -d ' \\n'`\n"
+    "{\n"
+    f'  key control-plane-api-key "${{{CONTROL_KEY_VARIABLE}-$random}}"\n'
+    f'  if [ -n "${{{KEY_VARIABLE}+set}}" ]; then key api-key "${KEY_VARIABLE}"; fi\n'
+    f"}} > {SECRETS_FILE}\n"
+    "unset random\n"
     'exec "$@"\n'
 )
 
@@ -78,12 +102,14 @@ def render_k8s(plan: Plan, out_dir: str) -> tuple[tuple[Artifact, ...], list[Fin
         f"# Regenerate: {comment(shjoin(['sglangc', 'compile', dep.config, '--target', 'k8s-lws', '-o', out_dir]))}\n"
         f"# Apply: {comment(shjoin(['kubectl', 'apply', '-f', apply_dir]))}\n"
     )
-    for u in instances(plan):
-        docs = [leaderworkerset(plan, u), leader_service(plan, u)]
+    files = {k8s_name(u.instance): [leaderworkerset(plan, u), leader_service(plan, u)] for u in instances(plan)}
+    if plan.gateway:
+        files[GATEWAY_NAME] = [gateway_deployment(plan, plan.gateway), gateway_service(plan, plan.gateway)]
+    for name, docs in files.items():
         text = header + yaml.dump_all(
             docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
         )
-        artifacts.append(Artifact(f"{OUT}/{k8s_name(u.instance)}.yaml", text))
+        artifacts.append(Artifact(f"{OUT}/{name}.yaml", text))
     artifacts.sort(key=lambda a: a.relpath)
     return (*artifacts, _manifest(plan, artifacts)), findings
 
@@ -229,9 +255,13 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, t.Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
+def _image(plan: Plan) -> str:
+    return plan.deployment.k8s.image or f"lmsysorg/sglang:v{plan.deployment.sglang_version}"
+
+
 def _pod(plan: Plan, u: LaunchUnit, *, leader: bool) -> dict[str, t.Any]:
     k8s = plan.deployment.k8s
-    image = k8s.image or f"lmsysorg/sglang:v{plan.deployment.sglang_version}"
+    image = _image(plan)
     launch = ["python3", "-m", "sglang.launch_server"]
     mounts: list[dict[str, t.Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]
     volumes: list[dict[str, t.Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
@@ -264,3 +294,97 @@ def _pod(plan: Plan, u: LaunchUnit, *, leader: bool) -> dict[str, t.Any]:
     container["resources"] = {"limits": {"nvidia.com/gpu": str(len(u.gpu_ids))}}
     container["volumeMounts"] = mounts
     return {"containers": [container], "volumes": volumes}
+
+
+def leader_url(plan: Plan, u: LaunchUnit) -> str:
+    """An instance's API inside the cluster: its leaders' Service."""
+    return f"http://{k8s_name(u.instance)}-leader.{plan.deployment.k8s.namespace}.svc:{u.port}"
+
+
+def gateway_argv(plan: Plan, gw: GatewayUnit) -> list[str]:
+    """The plan's `smg launch` flags for the pod: on the pod's own network, the workers the leader Services (one
+    per instance: each Service balances over its instance's replicas)."""
+    argv = [_escape(w) for w in gw.argv]
+    argv[argv.index("--host") + 1] = "0.0.0.0"
+    if "--worker-urls" in argv:
+        at = argv.index("--worker-urls") + 1
+        argv[at : at + len(gw.workers)] = [leader_url(plan, u) for u in instances(plan)]
+    return argv
+
+
+def _gateway_labels() -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "smg",
+        "app.kubernetes.io/instance": GATEWAY_NAME,
+        "app.kubernetes.io/managed-by": "sglangc",
+    }
+
+
+def gateway_deployment(plan: Plan, gw: GatewayUnit) -> dict[str, t.Any]:
+    """smg in one pod, started as the bash route starts it: a constant sh script writes the keys (from the
+    Secret) into a private file, then execs gateway.py, which runs smg in-process with them."""
+    k8s = plan.deployment.k8s
+    env: list[dict[str, t.Any]] = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+    for variable, key in ((KEY_VARIABLE, gw.api_key_env), (CONTROL_KEY_VARIABLE, gw.control_plane_api_key_env)):
+        if key:
+            env.append(_secret_env(variable, k8s.api_key_secret, key))
+    container: dict[str, t.Any] = {
+        "name": "smg",
+        "image": _image(plan),
+        "command": ["/bin/sh", "-c", WRITE_GATEWAY_KEYS, "write-keys"],  # no $( in it: kept as is
+        "args": [
+            "python3",
+            "-c",
+            _escape(_package_text("runtime/gateway.py")),
+            "--keys",
+            SECRETS_FILE,
+            *gateway_argv(plan, gw),
+        ],
+        "env": env,
+        "ports": [{"name": "http", "containerPort": gw.port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": "/readiness", "port": gw.port},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_MOUNT}],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": GATEWAY_NAME, "namespace": k8s.namespace, "labels": _gateway_labels()},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": _gateway_labels()},
+            "template": {
+                "metadata": {"labels": _gateway_labels()},
+                "spec": {
+                    # the kubelet's SIGKILL comes after smg's own drain (its --shutdown-grace-period-secs)
+                    "terminationGracePeriodSeconds": _grace(gw) + GATEWAY_SETTLE,
+                    "containers": [container],
+                    "volumes": [{"name": "secrets", "emptyDir": {"medium": "Memory"}}],
+                },
+            },
+        },
+    }
+
+
+def _grace(gw: GatewayUnit) -> int:
+    """smg's --shutdown-grace-period-secs: the plan always has it (master.stop_timeout, or an int of server_args)."""
+    return int(gw.argv[gw.argv.index("--shutdown-grace-period-secs") + 1])
+
+
+def gateway_service(plan: Plan, gw: GatewayUnit) -> dict[str, t.Any]:
+    """A Service over the gateway: one port for every model."""
+    k8s = plan.deployment.k8s
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": GATEWAY_NAME, "namespace": k8s.namespace, "labels": _gateway_labels()},
+        "spec": {
+            "type": k8s.gateway_service_type,
+            "selector": _gateway_labels(),
+            "ports": [{"name": "http", "protocol": "TCP", "port": gw.port, "targetPort": gw.port}],
+        },
+    }

