@@ -297,21 +297,7 @@ def build_catalog() -> dict[str, Any]:
         by_dest.setdefault(action.dest, action)
         kind = _kind(action)
         options.append(
-            {
-                "flags": list(action.option_strings),
-                "dest": action.dest,
-                "action": _action_name(action),
-                "kind": kind,
-                "type": _type_name(action, kind),
-                "choices": None if action.choices is None else _jsonable(action.choices),
-                "nargs": action.nargs,
-                "default": _jsonable(action.default),
-                "required": bool(action.required),
-                "deprecated": _deprecated(action),
-                "help": _help_first_line(action),
-                "yaml_ok": _yaml_ok(merger, action, kind),
-                "json": _takes_json(action, kind),
-            }
+            {**_option(action, kind), "yaml_ok": _yaml_ok(merger, action, kind), "json": _takes_json(action, kind)}
         )
     options.sort(key=lambda o: (o["flags"][0], o["dest"]))
 
@@ -342,24 +328,26 @@ def build_smg_catalog() -> dict[str, Any]:
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction) or not action.option_strings:
             continue
-        kind = _kind(action)
-        options.append(
-            {
-                "flags": list(action.option_strings),
-                "dest": action.dest,
-                "action": _action_name(action),
-                "kind": kind,
-                "type": _type_name(action, kind),
-                "choices": None if action.choices is None else _jsonable(action.choices),
-                "nargs": action.nargs,
-                "default": _jsonable(action.default),
-                "required": bool(action.required),
-                "deprecated": _deprecated(action),
-                "help": _help_first_line(action),
-            }
-        )
+        options.append(_option(action, _kind(action)))
     options.sort(key=lambda o: (o["flags"][0], o["dest"]))
     return {"format": FORMAT, "smg_version": importlib.metadata.version("smg"), "options": options}
+
+
+def _option(action: argparse.Action, kind: str) -> dict[str, Any]:
+    """What every catalog records of one flag (SGLang's adds whether YAML and JSON values reach it intact)."""
+    return {
+        "flags": list(action.option_strings),
+        "dest": action.dest,
+        "action": _action_name(action),
+        "kind": kind,
+        "type": _type_name(action, kind),
+        "choices": None if action.choices is None else _jsonable(action.choices),
+        "nargs": action.nargs,
+        "default": _jsonable(action.default),
+        "required": bool(action.required),
+        "deprecated": _deprecated(action),
+        "help": _help_first_line(action),
+    }
 
 
 def render(catalog: dict[str, Any]) -> str:
