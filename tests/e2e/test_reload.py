@@ -98,3 +98,9 @@ def reread(dep) -> str:
         check=False,
     )
     return done.stdout.strip() + done.stderr.strip()
+
+
+def test_reload_takes_no_names(deploy):
+    dep = deploy(BEFORE, ["keep", "change", "drop", "add"], mode="fallback")
+    done = dep.runner("reload", "keep")
+    assert done.returncode == 2 and "reload takes no arguments" in done.stderr, done.stderr
