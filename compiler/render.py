@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import shlex
@@ -33,7 +34,9 @@ def pixi_template() -> str:
     return _package_text(PIXI_TEMPLATE)
 
 
+@functools.cache
 def _package_text(relpath: str) -> str:
+    """A file shipped in the package, read once per process (each unit's revision hashes the runtime files)."""
     return (TEMPLATES / relpath).read_text(encoding="utf-8")
 
 

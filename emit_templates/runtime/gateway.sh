@@ -41,26 +41,8 @@ usage() {
 
 command_words=("$PREFIX/bin/python" "$lib/gateway.py" --keys "$secret_file" "${argv[@]}")
 
-# A word quoted the way Python's shlex.quote does (as launch.sh quotes it), so that shlex.split reads it back.
-shell_word() {
-  if [ -z "$1" ]; then
-    printf "''"
-  elif [[ $1 == *[!A-Za-z0-9_@%+=:,./-]* ]]; then
-    printf "'%s'" "${1//\'/\'\"\'\"\'}"
-  else
-    printf '%s' "$1"
-  fi
-}
-
 dry_run() {
-  local kv w line=""
-  for kv in "${exports[@]}"; do
-    printf '%s=%s\n' "${kv%%=*}" "$(shell_word "${kv#*=}")"
-  done
-  for w in "${command_words[@]}"; do
-    line+="${line:+ }$(shell_word "$w")"
-  done
-  printf '%s\n' "$line"
+  print_command exports "${command_words[@]}"
   [ -z "$key_env" ] || printf '%s: reads the client key from the variable %s at launch\n' "$me" "$key_env" >&2
   if [ -n "$control_key_env" ]; then
     printf '%s: reads the control-plane key from the variable %s at launch\n' "$me" "$control_key_env" >&2

@@ -55,18 +55,6 @@ usage() {
     "address variable unset or not HOST:PORT"
 }
 
-# A word quoted the way Python's shlex.quote does, so that shlex.split reads it back exactly: in `quoted`.
-quoted=""
-quote() {
-  if [ -z "$1" ]; then
-    quoted="''"
-  elif [[ $1 == *[!A-Za-z0-9_@%+=:,./-]* ]]; then
-    quoted="'${1//\'/\'\"\'\"\'}'"
-  else
-    quoted=$1
-  fi
-}
-
 # The kernel and compile caches: one directory per environment, GPU model and instance below cache_dir, so
 # that no entry is shared by two GPU models, two environments, or two instances (which may share a GPU, and
 # must then not share FlashInfer's autotune results). Each variable the environment already sets is kept.
@@ -113,20 +101,10 @@ add_dist_init() {
 }
 
 dry_run() {
-  local kv line w i
+  local i
   plan_exports
   add_dist_init
-  for kv in "${all_exports[@]}"; do
-    quote "${kv#*=}"
-    printf '%s=%s\n' "${kv%%=*}" "$quoted"
-  done
-  quote "$PREFIX/bin/python"
-  line="$quoted -m sglang.launch_server"
-  for w in "${argv[@]}"; do
-    quote "$w"
-    line+=" $quoted"
-  done
-  printf '%s\n' "$line"
+  print_command all_exports "$PREFIX/bin/python" -m sglang.launch_server "${argv[@]}"
   # the rest is for people, on stderr: stdout stays exactly the variables and the command
   for ((i = 0; i < ${#waits[@]}; i += 3)); do
     printf '%s: waits first for %s (http://%s:%s/health)\n' "$me" "${waits[i]}" "${waits[i + 1]}" "${waits[i + 2]}" >&2

@@ -282,3 +282,31 @@ fail_check() {
   fi
   die "$1" "${why-}"
 }
+
+# What a launch script's --dry-run prints on stdout: `print_command EXPORTS WORD...` writes a NAME=VALUE line
+# for each entry of the array named EXPORTS, then the words on one line, each quoted the way Python's
+# shlex.quote does (`quote` leaves it in `quoted`), so that shlex.split reads them back exactly.
+quoted=""
+quote() {
+  if [ -z "$1" ]; then
+    quoted="''"
+  elif [[ $1 == *[!A-Za-z0-9_@%+=:,./-]* ]]; then
+    quoted="'${1//\'/\'\"\'\"\'}'"
+  else
+    quoted=$1
+  fi
+}
+print_command() {
+  local -n pairs=$1
+  local kv word line=""
+  shift
+  for kv in "${pairs[@]}"; do
+    quote "${kv#*=}"
+    printf '%s=%s\n' "${kv%%=*}" "$quoted"
+  done
+  for word in "$@"; do
+    quote "$word"
+    line+="${line:+ }$quoted"
+  done
+  printf '%s\n' "$line"
+}

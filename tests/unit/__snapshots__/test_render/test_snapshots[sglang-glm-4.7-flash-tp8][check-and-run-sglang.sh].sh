@@ -26,8 +26,8 @@ settle_seconds=65
 # whether `start` with no names starts it (autostart), the path its readiness probe asks for, its revision (what
 # `reload` compares). The gateway (SGLang's model gateway, smg), when there is one, is the last row.
 units=(
-  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes /health aec115fdab8c61b6
-  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes /health 76bacb97b790cda6
+  flash-a sglang-flash-a /soft/app/sglang/launch-flash-a.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-flash-a.log /run/sglangc/pids/flash-a.pid /run/sglangc/secrets/flash-a.yaml SGLANG_API_KEY '' yes /health 4f9287301430a4f9
+  flash-b sglang-flash-b /soft/app/sglang/launch-flash-b.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-b.log /run/sglangc/pids/flash-b.pid /run/sglangc/secrets/flash-b.yaml SGLANG_API_KEY '' yes /health 8b69b4f557dc3136
 )
 # Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
 # node 0's HOST:PORT (readiness is node 0's API, probed on that host).

@@ -26,7 +26,7 @@ settle_seconds=65
 # whether `start` with no names starts it (autostart), the path its readiness probe asks for, its revision (what
 # `reload` compares). The gateway (SGLang's model gateway, smg), when there is one, is the last row.
 units=(
-  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes /health dbf83083911b2edb
+  glm47 sglang-glm47 /soft/app/sglang/launch-glm47.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-glm47.log /run/sglangc/pids/glm47.pid /run/sglangc/secrets/glm47.yaml SGLANG_API_KEY '' yes /health 3f5323366b64532b
 )
 # Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
 # node 0's HOST:PORT (readiness is node 0's API, probed on that host).

@@ -26,7 +26,7 @@ settle_seconds=65
 # whether `start` with no names starts it (autostart), the path its readiness probe asks for, its revision (what
 # `reload` compares). The gateway (SGLang's model gateway, smg), when there is one, is the last row.
 units=(
-  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes /health c6dc57f0494d81a7
+  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30000 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid '' '' '' yes /health 4daf79156eb12aa8
 )
 # Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
 # node 0's HOST:PORT (readiness is node 0's API, probed on that host).

@@ -26,10 +26,10 @@ settle_seconds=65
 # whether `start` with no names starts it (autostart), the path its readiness probe asks for, its revision (what
 # `reload` compares). The gateway (SGLang's model gateway, smg), when there is one, is the last row.
 units=(
-  flash-0 sglang-flash-0 /soft/app/sglang/launch-flash-0.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-0.log /run/sglangc/pids/flash-0.pid /run/sglangc/secrets/flash-0.yaml SGLANG_API_KEY '' yes /health 2bc9df5f3ed961d1
-  flash-1 sglang-flash-1 /soft/app/sglang/launch-flash-1.sh 127.0.0.1 30002 /tmp/sglangc/sglang-server-flash-1.log /run/sglangc/pids/flash-1.pid /run/sglangc/secrets/flash-1.yaml SGLANG_API_KEY '' yes /health a052af7c21ec96ed
-  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30003 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid /run/sglangc/secrets/qwen.yaml SGLANG_API_KEY '' yes /health fba8d687871a7c64
-  gateway sglang-gateway /soft/app/sglang/launch-gateway.sh 127.0.0.1 30000 /tmp/sglangc/sglang-gateway.log /run/sglangc/pids/gateway.pid /run/sglangc/secrets/gateway.yaml SGLANG_API_KEY '' yes /readiness 181b6d12f0269d16
+  flash-0 sglang-flash-0 /soft/app/sglang/launch-flash-0.sh 127.0.0.1 30001 /tmp/sglangc/sglang-server-flash-0.log /run/sglangc/pids/flash-0.pid /run/sglangc/secrets/flash-0.yaml SGLANG_API_KEY '' yes /health 1fef182b41b4a4b9
+  flash-1 sglang-flash-1 /soft/app/sglang/launch-flash-1.sh 127.0.0.1 30002 /tmp/sglangc/sglang-server-flash-1.log /run/sglangc/pids/flash-1.pid /run/sglangc/secrets/flash-1.yaml SGLANG_API_KEY '' yes /health 27a3f12b403bae50
+  qwen sglang-qwen /soft/app/sglang/launch-qwen.sh 127.0.0.1 30003 /tmp/sglangc/sglang-server-qwen.log /run/sglangc/pids/qwen.pid /run/sglangc/secrets/qwen.yaml SGLANG_API_KEY '' yes /health 51a079ac714b3645
+  gateway sglang-gateway /soft/app/sglang/launch-gateway.sh 127.0.0.1 30000 /tmp/sglangc/sglang-gateway.log /run/sglangc/pids/gateway.pid /run/sglangc/secrets/gateway.yaml SGLANG_API_KEY '' yes /readiness 8d6c9d90a85b253b
 )
 # Ranks > 0 of a multi-node instance whose node 0 is named at launch: the instance, and the variable holding
 # node 0's HOST:PORT (readiness is node 0's API, probed on that host).
