@@ -295,7 +295,7 @@ record_mode() {
 
 # What `start` and `reload` applied, one line per instance of the compile they ran from: its name, the
 # revision it was started at, and (for `reload`, once a recompile has removed it) its supervisord program,
-# port, pid file and launch script, tab-separated.
+# port, pid file, launch script and secrets file, tab-separated.
 applied_file="$runtime_dir/applied"
 declare -A applied=()
 read_applied() {
@@ -318,8 +318,8 @@ write_applied() {
     which=("${!names[@]}")
   fi
   for i in "${which[@]}"; do
-    applied[${names[$i]}]=$(printf '%s\t%s\t%s\t%s\t%s' "${revisions[$i]}" "${programs[$i]}" "${ports[$i]}" \
-      "${pid_files[$i]}" "${launches[$i]}")
+    applied[${names[$i]}]=$(printf '%s\t%s\t%s\t%s\t%s\t%s' "${revisions[$i]}" "${programs[$i]}" "${ports[$i]}" \
+      "${pid_files[$i]}" "${launches[$i]}" "${secrets[$i]}")
   done
   tmp=$(mktemp "$runtime_dir/.applied.XXXXXX") || die 1 "cannot write $applied_file"
   for name in "${!applied[@]}"; do
@@ -922,7 +922,7 @@ cmd_logs() {
 # changed ones (another revision than the one they were started at) restart when they run, and every other
 # instance is left alone, its server untouched.
 cmd_reload() {
-  local i name rev program port pid_file launch rc=0 running
+  local i name rev program port pid_file launch secret rc=0 running
   local -a added=() changed=() kept=() gone=() down=() up=()
   [ "$#" = 0 ] || die 2 "reload takes no arguments (it applies the whole compile)"
   if [ -z "$recorded" ]; then
@@ -949,8 +949,9 @@ cmd_reload() {
     for i in "${!names[@]}"; do
       [ "${names[$i]}" != "$name" ] || continue 2
     done
-    IFS=$'\t' read -r rev program port pid_file launch <<<"${applied[$name]}"
+    IFS=$'\t' read -r rev program port pid_file launch secret <<<"${applied[$name]}"
     names+=("$name") programs+=("$program") ports+=("$port") pid_files+=("$pid_file") launches+=("$launch")
+    secrets+=("$secret")
     gone+=("$((${#names[@]} - 1))")
   done
   for i in "${kept[@]}"; do

@@ -104,3 +104,17 @@ def test_reload_takes_no_names(deploy):
     dep = deploy(BEFORE, ["keep", "change", "drop", "add"], mode="fallback")
     done = dep.runner("reload", "keep")
     assert done.returncode == 2 and "reload takes no arguments" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_removed_instance_leaves_no_secret_behind(deploy, mode):
+    with_key = BEFORE.replace('[instances.drop]\n', '[instances.drop]\napi_key_env = "RELOAD_TEST_KEY"\n')
+    dep = deploy(with_key, ["keep", "change", "drop", "add"], mode=mode, env={"RELOAD_TEST_KEY": "sk-reload-1"})
+    dep.run_ok("start")
+    dep.run_ok("wait", "--timeout", "30")
+    secret = dep.run_dir / "secrets" / "drop.yaml"
+    assert secret.exists()
+    dep.recompile(AFTER)
+    dep.run_ok("reload")
+    assert not secret.exists(), "the removed instance's key file is still there"
+    dep.run_ok("stop")
