@@ -108,7 +108,7 @@ def test_reload_takes_no_names(deploy):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_removed_instance_leaves_no_secret_behind(deploy, mode):
-    with_key = BEFORE.replace('[instances.drop]\n', '[instances.drop]\napi_key_env = "RELOAD_TEST_KEY"\n')
+    with_key = BEFORE.replace("[instances.drop]\n", '[instances.drop]\napi_key_env = "RELOAD_TEST_KEY"\n')
     dep = deploy(with_key, ["keep", "change", "drop", "add"], mode=mode, env={"RELOAD_TEST_KEY": "sk-reload-1"})
     dep.run_ok("start")
     dep.run_ok("wait", "--timeout", "30")
